@@ -1,0 +1,22 @@
+"""stgraph: graph-centric video anomaly analytics.
+
+Data flow (see ARCHITECTURE in the README)::
+
+    FrameSource -> Detector -> NodeFeatures -> GraphBuilder -> Model -> ScoreTable -> metrics / viz
+
+Sub-packages are imported on first use so that ``import stgraph`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"io", "graphs", "features", "nn", "models", "datasets", "scores", "metrics", "viz",
+               "pipeline", "cli"}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"stgraph.{name}")
+    raise AttributeError(f"module 'stgraph' has no attribute {name!r}")

@@ -1,0 +1,28 @@
+"""Shared fixtures. Tests that need ../shared/data are marked ``slow`` and skip when it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No network, 2-core machines: the same environment the Makefile sets, for direct pytest runs.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+_cache = Path(__file__).resolve().parents[1] / ".cache"
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_cache / "ultralytics"))
+os.environ.setdefault("MPLCONFIGDIR", str(_cache / "matplotlib"))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("STGRAPH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skips the test with a clear reason when it is missing."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder not found at {SHARED_DATA} (set STGRAPH_SHARED_DATA)")
+    return SHARED_DATA
