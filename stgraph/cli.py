@@ -1,0 +1,326 @@
+"""``stgraph`` console script.
+
+    stgraph graph --video PATH --detector motion|yolox [--weights PATH] --out graph.pt --plot graph.png
+    stgraph fit   --train DIR  --detector yolox --weights PATH --out model/
+    stgraph score --model model/ --video PATH_OR_DIR --out scores.csv
+    stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
+    stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
+
+Every command prints what it did; errors in the input (missing files, bad labels) are reported in
+one line with exit status 2, never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from stgraph.fileio import atomic_path, atomic_write_text
+
+__all__ = ["main", "make_detector", "make_features", "resolve_videos"]
+
+DEFAULT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard")
+
+
+def _setup_env() -> None:
+    """Offline, quiet, 2-thread defaults for the libraries we drive (never any hub access)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+# ---------------------------------------------------------------------------- factories
+def make_detector(name: str, weights: str | None = None, classes: Sequence[str] | None = None,
+                  conf: float | None = None) -> Any:
+    """Detector by CLI name: ``motion`` (no weights), ``yolox`` (ONNX file), ``ultralytics`` (.pt/.yaml),
+    ``torchvision`` (Faster R-CNN state_dict, optional)."""
+    if name == "motion":
+        from detectors.motion import MotionRegionDetector
+        return MotionRegionDetector()
+    if name in ("yolox", "ultralytics") and not weights:
+        raise ValueError(f"--detector {name} needs --weights PATH (e.g. ../shared/data/models/yolox_nano.onnx)")
+    kw: dict[str, Any] = {}
+    if conf is not None:
+        kw["conf_threshold"] = conf
+    if classes:
+        kw["classes"] = tuple(classes)
+    if name == "yolox":
+        from detectors.yolox_onnx import YoloxOnnxDetector
+        return YoloxOnnxDetector(weights, **kw)
+    if name == "ultralytics":
+        from detectors.ultralytics_yolo import UltralyticsDetector
+        return UltralyticsDetector(weights, **kw)
+    if name == "torchvision":
+        from detectors.torchvision_rcnn import TorchvisionDetector
+        return TorchvisionDetector(weights, **kw)
+    raise ValueError(f"unknown detector {name!r}; choose motion, yolox, ultralytics or torchvision")
+
+
+def make_features(name: str, backbone: str | None = None) -> Any:
+    """Feature producer by CLI name: ``geometry``, ``roi`` (MobileNetV2 RoIAlign) or ``both``."""
+    from stgraph.features import ConcatFeatures, GeometryFeatures, RoIAlignFeatures
+
+    if name == "geometry":
+        return GeometryFeatures()
+    if name == "roi":
+        return RoIAlignFeatures(weights=backbone)
+    if name == "both":
+        return ConcatFeatures([GeometryFeatures(), RoIAlignFeatures(weights=backbone)])
+    raise ValueError(f"unknown features {name!r}; choose geometry, roi or both")
+
+
+def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
+    """Videos named by a CLI path: a video file, a frame folder, a folder of videos / frame folders,
+    or a dataset root with ``training/`` and ``testing/`` (then the given split)."""
+    from stgraph.datasets.folders import DatasetError, _list_videos, load_video_folder
+    from stgraph.io.frames import IMAGE_EXTENSIONS
+
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise FileNotFoundError(f"no such video file or folder: {p}")
+    if any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir() if q.is_file()):
+        return [p]  # a frame folder is one video
+    try:
+        ds = load_video_folder(p, require_train=False) if split == "test" else load_video_folder(p)
+        return ds.test if split == "test" else ds.train
+    except DatasetError:
+        pass
+    videos = _list_videos(p)
+    if not videos:
+        raise FileNotFoundError(f"no videos or frame folders found in {p}")
+    return videos
+
+
+def _add_detector_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--detector", default="yolox", choices=["motion", "yolox", "ultralytics", "torchvision"])
+    ap.add_argument("--weights", help="detector weights file (YOLOX .onnx, ultralytics .pt/.yaml, ...)")
+    ap.add_argument("--classes", nargs="*", default=None,
+                    help=f"class names to keep (default for COCO detectors: {' '.join(DEFAULT_CLASSES)})")
+    ap.add_argument("--conf", type=float, default=None, help="detector confidence threshold")
+    ap.add_argument("--features", default="both", choices=["geometry", "roi", "both"])
+    ap.add_argument("--backbone", help="MobileNetV2 weights for RoI features (random init if omitted)")
+    ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")
+    ap.add_argument("--stride", type=int, default=1, help="use every N-th frame")
+
+
+def _detector_from(args: argparse.Namespace) -> Any:
+    classes = args.classes
+    if classes is None and args.detector != "motion":
+        classes = DEFAULT_CLASSES
+    return make_detector(args.detector, args.weights, classes, args.conf)
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_graph(args: argparse.Namespace) -> int:
+    import torch
+
+    from stgraph.graphs import ObjectGraphBuilder
+    from stgraph.io import open_source
+    from stgraph.pipeline import Pipeline
+
+    detector = _detector_from(args)
+    features = make_features(args.features, args.backbone)
+    pipe = Pipeline(detector, features, model=None, resize=tuple(args.resize) if args.resize else None,
+                    stride=args.stride, progress=not args.quiet)
+    source = open_source(args.video, resize=pipe.resize, stride=pipe.stride)
+    frames = [f for f in source if f.index >= args.start][: args.frames]
+    if not frames:
+        raise ValueError(f"{args.video} has no frames from index {args.start}")
+    t0 = time.perf_counter()
+    window_src = _FrameList(frames, source.fps)
+    detections = pipe._run_stages(window_src)
+    t1 = time.perf_counter()
+    data = ObjectGraphBuilder().build(detections)
+    t2 = time.perf_counter()
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        torch.save(data, tmp)
+    n_sp = int((data.edge_type == 0).sum()) if data.num_edges else 0
+    print(f"{len(frames)} frames ({frames[0].index}..{frames[-1].index}) of {args.video}: "
+          f"{data.num_nodes} objects/nodes, {n_sp} spatial + {data.num_edges - n_sp} temporal edges, "
+          f"feature dim {data.x.shape[1] if data.num_nodes else 0}")
+    print(f"detect+features {t1 - t0:.2f} s, graph {1000 * (t2 - t1):.1f} ms -> {out}")
+    if args.plot:
+        from stgraph.viz import draw_object_graph
+        draw_object_graph(data, image=frames[len(frames) // 2].image, path=args.plot)
+        print(f"plot -> {args.plot}")
+    return 0
+
+
+class _FrameList:
+    """A list of already-read frames that looks like a FrameSource to the pipeline."""
+
+    def __init__(self, frames: list, fps: float):
+        self.frames, self.fps, self.name = frames, fps, "frames"
+
+    def __iter__(self):
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from stgraph.models import AnoGraph
+    from stgraph.pipeline import Pipeline
+
+    videos = resolve_videos(args.train, split="train")
+    model = AnoGraph(epochs=args.epochs, seed=args.seed, window_radius=args.window_radius,
+                     progress=not args.quiet)
+    pipe = Pipeline(_detector_from(args), make_features(args.features, args.backbone), model,
+                    resize=tuple(args.resize) if args.resize else None, stride=args.stride,
+                    cache_dir=args.cache, progress=not args.quiet)
+    t0 = time.perf_counter()
+    pipe.fit(videos)
+    pipe.save(args.out)
+    print(f"trained on {len(videos)} video(s) in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from stgraph.pipeline import Pipeline
+    from stgraph.scores import ScoreTable
+
+    pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet)
+    videos = resolve_videos(args.video, split="test")
+    t0 = time.perf_counter()
+    table = ScoreTable.concat([pipe.score(v) for v in videos])
+    elapsed = time.perf_counter() - t0
+    table.to_csv(args.out) if not str(args.out).endswith(".json") else table.to_json(args.out)
+    n_frames = sum(len(f) for f in table.video_frames.values())
+    print(f"scored {len(videos)} video(s): {n_frames} frames, {len(table)} objects in {elapsed:.1f} s "
+          f"({n_frames / max(elapsed, 1e-9):.1f} frames/s) -> {args.out}")
+    return 0
+
+
+def _read_table(path: str):
+    from stgraph.scores import ScoreTable
+
+    return ScoreTable.read_json(path) if str(path).endswith(".json") else ScoreTable.read_csv(path)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from stgraph.datasets.folders import load_frame_labels
+    from stgraph.metrics import evaluate_frames
+
+    table = _read_table(args.scores)
+    labels = load_frame_labels(args.labels)
+    frame_scores = table.frame_scores(reduce=args.reduce, smooth=args.smooth)
+    missing = sorted(set(frame_scores) - set(labels))
+    if missing:
+        raise ValueError(f"no labels in {args.labels} for scored videos {missing}")
+    labels = {k: v for k, v in labels.items() if k in frame_scores}
+    report = evaluate_frames(frame_scores, labels)
+    y = report.get("youden", {})
+    print(f"frame AUC micro {100 * report['micro_auc']:.2f}  macro {100 * report['macro_auc']:.2f}  "
+          f"EER {100 * report['eer']:.2f}")
+    if y:
+        print("Youden threshold {threshold:.4f}: TP {tp} FP {fp} TN {tn} FN {fn} accuracy {accuracy:.4f}".format(**y))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
+        print(f"metrics -> {args.out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from stgraph.datasets.folders import load_frame_labels
+    from stgraph.viz import plot_score_curve
+
+    table = _read_table(args.scores)
+    frame_scores = table.frame_scores(smooth=args.smooth)
+    labels = load_frame_labels(args.labels) if args.labels else {}
+    videos = [args.video] if args.video else sorted(frame_scores)
+    unknown = [v for v in videos if v not in frame_scores]
+    if unknown:
+        raise ValueError(f"videos {unknown} are not in {args.scores}; it has {sorted(frame_scores)}")
+    out = Path(args.out)
+    for name in videos:
+        path = out if len(videos) == 1 else out.with_name(f"{out.stem}_{name}{out.suffix}")
+        fs = frame_scores[name]
+        lab = labels.get(name)
+        plot_score_curve(fs.frames, fs.scores, labels=None if lab is None else lab[fs.frames],
+                         path=path, title=f"{name}: frame anomaly score")
+        print(f"score curve -> {path}")
+    if args.overlay:
+        from stgraph.overlay import write_overlay
+        name = args.video or videos[0]
+        out_path = write_overlay(args.overlay, table, name, args.overlay_out)
+        print(f"overlay -> {out_path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="stgraph", description="Graph-centric video anomaly analytics.")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("graph", help="build the object spatio-temporal graph of a few frames")
+    g.add_argument("--video", required=True, help="video file, frame folder or camera index")
+    _add_detector_args(g)
+    g.add_argument("--start", type=int, default=0, help="first frame index")
+    g.add_argument("--frames", type=int, default=5, help="number of frames in the graph")
+    g.add_argument("--out", default="graph.pt", help="where to save the PyG Data (torch.save)")
+    g.add_argument("--plot", help="PNG of the graph drawn over the middle frame")
+    g.set_defaults(func=cmd_graph)
+
+    f = sub.add_parser("fit", help="train Ano-Graph (DGI) on normal videos")
+    f.add_argument("--train", required=True, help="dataset root (training/ split), folder of videos, or a video")
+    _add_detector_args(f)
+    f.add_argument("--epochs", type=int, default=50)
+    f.add_argument("--window-radius", type=int, default=None, help="test window ±i frames (default 1 s)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
+    f.add_argument("--out", required=True, help="model folder")
+    f.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("score", help="score every object in every frame")
+    s.add_argument("--model", required=True)
+    s.add_argument("--video", required=True, help="video file, frame folder, folder of videos or dataset root")
+    s.add_argument("--cache", default=".cache/stgraph")
+    s.add_argument("--out", default="scores.csv", help=".csv or .json")
+    s.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("eval", help="frame-level AUC (micro/macro), EER, Youden table")
+    e.add_argument("--scores", required=True)
+    e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video) or folder of .npy")
+    e.add_argument("--reduce", default="max", choices=["max", "mean", "sum"])
+    e.add_argument("--smooth", type=int, default=1, help="temporal mean filter width (odd)")
+    e.add_argument("--out", help="write the metrics JSON here")
+    e.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="frame-score curves with ground truth shaded; box overlays")
+    p.add_argument("--scores", required=True)
+    p.add_argument("--labels")
+    p.add_argument("--video", help="which video of the table (default: all, one PNG each)")
+    p.add_argument("--smooth", type=int, default=1)
+    p.add_argument("--out", default="curve.png")
+    p.add_argument("--overlay", help="video/frame folder to draw scored boxes on")
+    p.add_argument("--overlay-out", default="overlay.mp4", help=".mp4/.avi video or a .png of the peak frame")
+    p.set_defaults(func=cmd_plot)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _setup_env()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, OSError, ImportError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"stgraph {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stgraph {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

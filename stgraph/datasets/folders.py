@@ -1,0 +1,198 @@
+"""Video datasets stored as ``training/`` and ``testing/`` folders, with frame labels.
+
+Layouts read (the first that matches wins, per split)::
+
+    ROOT/training/frames/<video>/<000..>.jpg    UCSD Ped1/Ped2 re-packaged layout (MNAD, HF2-VAD)
+    ROOT/testing/frames/<video>/<000..>.jpg
+    ROOT/ground_truth/frame_labels.npz          one uint8 array per test video, 1 = anomalous frame
+
+    ROOT/training/videos/<video>.avi            the same with video files (your own cameras)
+    ROOT/training/<video>.mp4 | <video>/        video files or frame folders directly in the split
+
+Frame labels may also be given as a path (``.npz`` with one array per video, or a folder of
+``<video>.npy``) to :func:`load_video_folder`. Every problem found (missing split, label length
+that does not match the frame count, labels for unknown videos) is reported in **one** error.
+
+Example:
+    >>> ds = load_video_folder("../shared/data/ucsd_ped2")              # doctest: +SKIP
+    >>> ds                                                                  # doctest: +SKIP
+    VideoDataset('ucsd_ped2', train=16 videos, test=12 videos, labelled=12)
+    >>> frames = ds.test[0].source()                                       # a FrameSource
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stgraph.io.frames import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, ImageFolderSource,
+                               VideoFileSource, natural_key)
+
+__all__ = ["VideoItem", "VideoDataset", "DatasetError", "load_video_folder", "load_frame_labels"]
+
+SPLIT_NAMES = {"train": ("training", "train", "Train"), "test": ("testing", "test", "Test")}
+LABEL_FILES = ("ground_truth/frame_labels.npz", "frame_labels.npz", "testing/frame_labels.npz")
+
+
+class DatasetError(ValueError):
+    """A dataset folder is incomplete or inconsistent; the message lists every problem found."""
+
+
+@dataclass
+class VideoItem:
+    """One video of a dataset: a frame folder or a video file, with optional frame labels [T]."""
+
+    name: str
+    path: Path
+    split: str
+    labels: np.ndarray | None = field(default=None, repr=False)
+    fps: float | None = None
+
+    def source(self, resize: tuple[int, int] | None = None, stride: int = 1) -> FrameSource:
+        """A :class:`~stgraph.io.FrameSource` over this video's frames."""
+        if self.path.is_dir():
+            return ImageFolderSource(self.path, resize=resize, stride=stride, fps=self.fps)
+        return VideoFileSource(self.path, resize=resize, stride=stride, fps=self.fps)
+
+    def __len__(self) -> int:
+        return len(self.source())
+
+
+@dataclass
+class VideoDataset:
+    """Train (normal) and test videos of one dataset, and the test videos' frame labels."""
+
+    name: str
+    root: Path
+    train: list[VideoItem] = field(default_factory=list)
+    test: list[VideoItem] = field(default_factory=list)
+
+    @property
+    def labels(self) -> dict[str, np.ndarray]:
+        """Frame labels of the labelled test videos, by video name."""
+        return {v.name: v.labels for v in self.test if v.labels is not None}
+
+    def __repr__(self) -> str:
+        return (f"VideoDataset({self.name!r}, train={len(self.train)} videos, test={len(self.test)} videos, "
+                f"labelled={len(self.labels)})")
+
+
+def _find_split(root: Path, split: str) -> Path | None:
+    for name in SPLIT_NAMES[split]:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def _list_videos(split_dir: Path) -> list[Path]:
+    """Frame folders or video files of one split (``frames/`` or ``videos/`` sub-folder if present)."""
+    for sub in ("frames", "videos"):
+        if (split_dir / sub).is_dir():
+            split_dir = split_dir / sub
+            break
+    entries = []
+    for p in split_dir.iterdir():
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+            entries.append(p)
+        elif p.is_dir() and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir()):
+            entries.append(p)
+    return sorted(entries, key=lambda p: natural_key(p.name))
+
+
+def load_frame_labels(path: str | Path) -> dict[str, np.ndarray]:
+    """Frame labels by video name from an ``.npz`` (one array per video) or a folder of ``.npy``.
+
+    Values are returned as uint8 arrays of 0/1; anything else raises :class:`DatasetError`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        arrays = {p.stem: np.load(p) for p in sorted(path.glob("*.npy"))}
+    elif path.is_file() and path.suffix == ".npz":
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    elif path.is_file() and path.suffix == ".npy":
+        arrays = {path.stem: np.load(path)}
+    else:
+        raise DatasetError(f"frame labels not found (expected .npz, .npy or a folder of .npy): {path}")
+    if not arrays:
+        raise DatasetError(f"no frame label arrays in {path}")
+    out = {}
+    for name, arr in arrays.items():
+        arr = np.asarray(arr).reshape(-1)
+        if arr.size and not np.isin(arr, (0, 1)).all():
+            raise DatasetError(f"frame labels of video {name!r} in {path} must be 0/1")
+        out[name] = arr.astype(np.uint8)
+    return out
+
+
+def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.ndarray] | None = None,
+                      fps: float | None = None, require_train: bool = True) -> VideoDataset:
+    """Read a ``training/`` + ``testing/`` dataset folder (see the module docstring for layouts).
+
+    Args:
+        root: dataset folder.
+        labels: frame labels (path or dict); default: ``ground_truth/frame_labels.npz`` when present.
+        fps: frame rate of frame folders (videos files carry their own).
+        require_train: raise if the training split is missing (set False for score-only use).
+
+    Raises:
+        DatasetError: listing every problem found (missing folders, label length mismatches, ...).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    problems: list[str] = []
+    ds = VideoDataset(name=root.name, root=root)
+    for split in ("train", "test"):
+        split_dir = _find_split(root, split)
+        if split_dir is None:
+            if split == "test" or require_train:
+                problems.append(f"missing split folder {root}/{SPLIT_NAMES[split][0]}/")
+            continue
+        videos = _list_videos(split_dir)
+        if not videos:
+            problems.append(f"no videos or frame folders in {split_dir}")
+        items = [VideoItem(p.stem if p.is_file() else p.name, p, split, fps=fps) for p in videos]
+        setattr(ds, split, items)
+
+    if labels is None:
+        found = next((root / f for f in LABEL_FILES if (root / f).is_file()), None)
+        label_map = load_frame_labels(found) if found is not None else {}
+    elif isinstance(labels, Mapping):
+        label_map = {k: np.asarray(v, np.uint8).reshape(-1) for k, v in labels.items()}
+    else:
+        label_map = load_frame_labels(labels)
+
+    test_names = {v.name for v in ds.test}
+    unknown = sorted(set(label_map) - test_names)
+    if unknown:
+        problems.append(f"labels given for videos not in the test split: {unknown}")
+    for item in ds.test:
+        if item.name not in label_map:
+            continue
+        item.labels = label_map[item.name]
+        try:
+            n_frames = len(item)
+        except TypeError:
+            continue  # unknown frame count (some containers): checked when scoring
+        except OSError as exc:
+            problems.append(str(exc))
+            continue
+        if n_frames != len(item.labels):
+            problems.append(f"test video {item.name!r}: {n_frames} frames but {len(item.labels)} labels")
+    if problems:
+        raise DatasetError(f"dataset {root} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+    return ds
+
+
+def select(items: Sequence[VideoItem], names: Sequence[str] | None) -> list[VideoItem]:
+    """Items whose name is in ``names`` (all when ``None``); unknown names raise :class:`DatasetError`."""
+    if names is None:
+        return list(items)
+    known = {v.name: v for v in items}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise DatasetError(f"unknown videos {missing}; available: {sorted(known)}")
+    return [known[n] for n in names]

@@ -1,0 +1,13 @@
+"""Node-feature producers: one frame's image + ``Detections`` -> float32 [N, D], one row per object.
+
+* :class:`GeometryFeatures` — normalised centre, size, aspect, velocity against the previous frame;
+* :class:`RoIAlignFeatures` — MobileNetV2 feature map pooled inside each box (RoIAlign);
+* :class:`ConcatFeatures` — several producers side by side;
+* :func:`annotate_features` — run a producer over a video; returns ``Detections`` with ``features``.
+"""
+from stgraph.features.base import ConcatFeatures, FeatureError, FeatureProducer, annotate_features
+from stgraph.features.geometry import GeometryFeatures
+from stgraph.features.roi import RoIAlignFeatures, load_mobilenet_v2_features
+
+__all__ = ["FeatureProducer", "ConcatFeatures", "GeometryFeatures", "RoIAlignFeatures",
+           "FeatureError", "annotate_features", "load_mobilenet_v2_features"]
