@@ -20,7 +20,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from detectors.base import Detections
+from stgraph.fileio import atomic_write_text
 from stgraph.graphs import ObjectGraphBuilder, SlidingWindowGraph
 
 IMAGE_SIZE = (240, 360)  # (H, W)
@@ -190,11 +190,8 @@ def format_table(result: dict) -> str:
 
 
 def write_json(result: dict, path: Path) -> None:
-    """Write atomically: temp file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(result, tmp, indent=2)
-    os.replace(tmp.name, path)
+    """Write atomically (see :mod:`stgraph.fileio`)."""
+    atomic_write_text(path, json.dumps(result, indent=2))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -200,6 +200,7 @@ class Detections:
         }
         if self.features is not None:
             out["features"] = self.features.tolist()
+            out["feature_dim"] = int(self.features.shape[1])  # keeps [0, D] for frames without objects
         if self.track_ids is not None:
             out["track_ids"] = self.track_ids.tolist()
         return out
@@ -210,10 +211,13 @@ class Detections:
         if missing:
             raise DetectionError(f"detections record lacks keys {missing}")
         size = data.get("image_size")
+        features = data.get("features")
+        if features is not None and "feature_dim" in data:
+            features = np.asarray(features, np.float32).reshape(-1, int(data["feature_dim"]))
         return cls(
             np.asarray(data["boxes"], np.float32).reshape(-1, 4), data["scores"], data["labels"],
             frame_index=data.get("frame_index", 0), image_size=None if size is None else tuple(size),
-            class_names=tuple(data.get("class_names", ())), features=data.get("features"),
+            class_names=tuple(data.get("class_names", ())), features=features,
             track_ids=data.get("track_ids"),
         )
 

@@ -10,8 +10,6 @@ Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state, nothing
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from stgraph.fileio import atomic_path
+
 __all__ = ["draw_object_graph", "plot_score_curve", "draw_boxes", "save_figure", "score_colors"]
 
 SPATIAL_COLOR = "0.45"
@@ -30,17 +30,9 @@ TEMPORAL_COLOR = "tab:orange"
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` (format from its suffix, e.g. ``.png``) atomically; returns it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:

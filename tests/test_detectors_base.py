@@ -95,3 +95,19 @@ def test_run_detector_over_a_source_keeps_frame_indices():
     np.testing.assert_allclose(out[1].centers[0], [4, 5])
     batch = _BrightSpotDetector().detect_batch(list(frames), start_index=10)
     assert [d.frame_index for d in batch] == [10, 11, 12, 13]
+
+
+def test_empty_frame_with_features_survives_dict_round_trip():
+    frame = Detections.empty(7, (240, 360), ("person",), 5)
+    back = Detections.from_dict(frame.to_dict())
+    assert back.features is not None and back.features.shape == (0, 5)
+    assert back.frame_index == 7 and len(back) == 0
+
+
+def test_package_exports_adapters_lazily():
+    import detectors
+
+    assert detectors.MotionRegionDetector.__module__ == "detectors.motion"
+    assert detectors.read_detections.__module__ == "detectors.files"
+    with pytest.raises(AttributeError, match="no_such_detector"):
+        detectors.no_such_detector

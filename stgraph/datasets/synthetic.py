@@ -34,8 +34,6 @@ Example:
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -46,6 +44,7 @@ import numpy as np
 
 from detectors.base import Detections
 from stgraph.io.frames import ArraySource
+from stgraph.fileio import atomic_path
 
 __all__ = ["ANOMALY_KINDS", "CLASS_NAMES", "SceneObject", "SyntheticVideo", "make_video",
            "make_normal_videos", "make_test_videos", "render_background", "render_frames"]
@@ -181,23 +180,17 @@ class SyntheticVideo:
             OSError: OpenCV has no encoder for ``fourcc`` and this file extension.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-        os.close(fd)
         h, w = self.size
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), float(self.fps), (w, h))
-        try:
-            if not writer.isOpened():
-                raise OSError(f"OpenCV cannot write {fourcc!r} video to {path} "
-                              "(try another fourcc or file extension)")
-            for frame in self.frames:
-                writer.write(frame)
-        except BaseException:
-            writer.release()
-            os.unlink(tmp)
-            raise
-        writer.release()
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(self.fps), (w, h))
+            try:
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write {fourcc!r} video to {path} "
+                                  "(try another fourcc or file extension)")
+                for frame in self.frames:
+                    writer.write(frame)
+            finally:
+                writer.release()
         return path
 
     def __repr__(self) -> str:
