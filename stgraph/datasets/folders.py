@@ -9,8 +9,9 @@ Layouts read (the first that matches wins, per split)::
     ROOT/training/videos/<video>.avi            the same with video files (your own cameras)
     ROOT/training/<video>.mp4 | <video>/        video files or frame folders directly in the split
 
-Frame labels may also be given as a path (``.npz`` with one array per video, or a folder of
-``<video>.npy``) to :func:`load_video_folder`. Every problem found (missing split, label length
+Frame labels may also be given as a path (``.npz`` with one array per video, a folder of
+``<video>.npy``, or a ``video,start,end`` CSV of 0-based inclusive frame intervals, see
+:mod:`stgraph.datasets.labels`) to :func:`load_video_folder`. Every problem found (missing split, label length
 that does not match the frame count, labels for unknown videos) is reported in **one** error.
 
 Example:
@@ -27,10 +28,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from stgraph.datasets.labels import intervals_to_labels, mask_count, read_interval_csv, read_pixel_masks
 from stgraph.io.frames import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, ImageFolderSource,
                                VideoFileSource, natural_key)
 
-__all__ = ["VideoItem", "VideoDataset", "DatasetError", "load_video_folder", "load_frame_labels"]
+__all__ = ["VideoItem", "VideoDataset", "DatasetError", "load_video_folder", "load_frame_labels",
+           "check_videos", "raise_problems"]
 
 SPLIT_NAMES = {"train": ("training", "train", "Train"), "test": ("testing", "test", "Test")}
 LABEL_FILES = ("ground_truth/frame_labels.npz", "frame_labels.npz", "testing/frame_labels.npz")
@@ -42,13 +45,19 @@ class DatasetError(ValueError):
 
 @dataclass
 class VideoItem:
-    """One video of a dataset: a frame folder or a video file, with optional frame labels [T]."""
+    """One video of a dataset: a frame folder or a video file, with optional frame labels [T].
+
+    ``mask_path`` locates pixel masks (a folder of images, ``.npy`` or ``.mat``; read with
+    :meth:`pixel_masks`); ``meta`` holds reader-specific facts (``scene``, ``category``, ...).
+    """
 
     name: str
     path: Path
     split: str
     labels: np.ndarray | None = field(default=None, repr=False)
     fps: float | None = None
+    mask_path: Path | None = field(default=None, repr=False)
+    meta: dict = field(default_factory=dict, repr=False)
 
     def source(self, resize: tuple[int, int] | None = None, stride: int = 1) -> FrameSource:
         """A :class:`~stgraph.io.FrameSource` over this video's frames."""
@@ -58,6 +67,19 @@ class VideoItem:
 
     def __len__(self) -> int:
         return len(self.source())
+
+    def pixel_masks(self) -> np.ndarray:
+        """Pixel masks ``bool [T, H, W]`` (True = anomalous pixel) of this video.
+
+        Raises:
+            DatasetError: the video has no pixel masks, or they cannot be read.
+        """
+        if self.mask_path is None:
+            raise DatasetError(f"video {self.name!r} has no pixel masks")
+        try:
+            return read_pixel_masks(self.mask_path)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"pixel masks of video {self.name!r}: {exc}") from None
 
 
 @dataclass
@@ -127,13 +149,75 @@ def load_frame_labels(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
+def raise_problems(root: Path, problems: Sequence[str]) -> None:
+    """Raise one :class:`DatasetError` listing every problem found in dataset ``root`` (if any)."""
+    if problems:
+        raise DatasetError(f"dataset {root} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+
+def check_videos(items: Sequence[VideoItem], problems: list[str]) -> dict[str, int | None]:
+    """Open every video, read its first frame and compare label/mask lengths with its frame count.
+
+    Appends one line per problem to ``problems`` (unreadable video or first frame, label or mask
+    length that differs from the frame count). Returns the frame count of each readable video by
+    ``"split/name"`` (``None`` when the container does not tell).
+    """
+    counts: dict[str, int | None] = {}
+    for item in items:
+        where = f"{item.split} video {item.name!r}"
+        try:
+            source = item.source()
+            if next(iter(source), None) is None:
+                problems.append(f"{where}: no frames in {item.path}")
+                continue
+            n_frames: int | None = len(source)
+        except TypeError:
+            n_frames = None  # unknown frame count (some containers): checked when scoring
+        except (OSError, ValueError) as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        counts[f"{item.split}/{item.name}"] = n_frames
+        if n_frames is None:
+            continue
+        if item.labels is not None and len(item.labels) != n_frames:
+            problems.append(f"{where}: {n_frames} frames but {len(item.labels)} labels")
+        if item.mask_path is not None:
+            try:
+                n_masks = mask_count(item.mask_path)
+            except (OSError, ValueError) as exc:
+                problems.append(f"{where}: pixel masks: {exc}")
+                continue
+            same_as_labels = item.labels is not None and len(item.labels) == n_masks  # reported above
+            if n_masks != n_frames and not same_as_labels:
+                problems.append(f"{where}: {n_frames} frames but {n_masks} pixel masks in {item.mask_path}")
+    return counts
+
+
+def _labels_from_intervals(path: Path, items: Sequence[VideoItem], problems: list[str]) -> dict[str, np.ndarray]:
+    """Frame labels of ``items`` from an interval CSV (frame counts read from the videos)."""
+    out = {}
+    for name, intervals in read_interval_csv(path).items():
+        item = next((v for v in items if v.name == name), None)
+        if item is None:
+            out[name] = np.zeros(0, np.uint8)  # reported as unknown by the caller
+            continue
+        try:
+            out[name] = intervals_to_labels(intervals, len(item))
+        except (TypeError, OSError) as exc:
+            problems.append(f"test video {name!r}: cannot count frames for interval labels ({exc})")
+        except ValueError as exc:
+            problems.append(f"test video {name!r} in {path}: {exc}")
+    return out
+
+
 def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.ndarray] | None = None,
                       fps: float | None = None, require_train: bool = True) -> VideoDataset:
     """Read a ``training/`` + ``testing/`` dataset folder (see the module docstring for layouts).
 
     Args:
         root: dataset folder.
-        labels: frame labels (path or dict); default: ``ground_truth/frame_labels.npz`` when present.
+        labels: frame labels (``.npz``, ``.npy`` folder, interval ``.csv`` or a dict); default:
+            ``ground_truth/frame_labels.npz`` when present.
         fps: frame rate of frame folders (videos files carry their own).
         require_train: raise if the training split is missing (set False for score-only use).
 
@@ -162,6 +246,8 @@ def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.nda
         label_map = load_frame_labels(found) if found is not None else {}
     elif isinstance(labels, Mapping):
         label_map = {k: np.asarray(v, np.uint8).reshape(-1) for k, v in labels.items()}
+    elif Path(labels).suffix.lower() == ".csv":
+        label_map = _labels_from_intervals(Path(labels), ds.test, problems)
     else:
         label_map = load_frame_labels(labels)
 
@@ -170,20 +256,9 @@ def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.nda
     if unknown:
         problems.append(f"labels given for videos not in the test split: {unknown}")
     for item in ds.test:
-        if item.name not in label_map:
-            continue
-        item.labels = label_map[item.name]
-        try:
-            n_frames = len(item)
-        except TypeError:
-            continue  # unknown frame count (some containers): checked when scoring
-        except OSError as exc:
-            problems.append(str(exc))
-            continue
-        if n_frames != len(item.labels):
-            problems.append(f"test video {item.name!r}: {n_frames} frames but {len(item.labels)} labels")
-    if problems:
-        raise DatasetError(f"dataset {root} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+        item.labels = label_map.get(item.name)
+    check_videos(ds.train + ds.test, problems)
+    raise_problems(root, problems)
     return ds
 
 
