@@ -12,8 +12,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"io", "graphs", "features", "nn", "models", "datasets", "scores", "metrics", "viz",
-               "pipeline", "cli"}
+_SUBMODULES = {"io", "graphs", "features", "nn", "models", "datasets", "scores", "metrics",
+               "region_metrics", "report", "viz", "overlay", "pipeline", "stream", "alarms",
+               "explain", "watch", "baselines", "cache", "fileio", "cli"}
 
 
 def __getattr__(name: str):

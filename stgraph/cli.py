@@ -4,7 +4,10 @@
     stgraph fit   --train DIR  --detector yolox --weights PATH --out model/
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
+                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
+    stgraph watch --model model/ (--video PATH | --camera N) [--out overlay.mp4] [--events events.jsonl]
+                  [--scores scores.csv] [--show]
 
 Every command prints what it did; errors in the input (missing files, bad labels) are reported in
 one line with exit status 2, never as a traceback.
@@ -16,6 +19,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -130,12 +134,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     pipe = Pipeline(detector, features, model=None, resize=tuple(args.resize) if args.resize else None,
                     stride=args.stride, progress=not args.quiet)
     source = open_source(args.video, resize=pipe.resize, stride=pipe.stride)
-    frames = [f for f in source if f.index >= args.start][: args.frames]
+    # a detector that needs past frames (motion: clip_length - 1) sees them before the window
+    warmup: deque = deque(maxlen=max(0, int(getattr(detector, "clip_length", 1)) - 1))
+    frames = []
+    for frame in source:
+        if frame.index < args.start:
+            warmup.append(frame)
+            continue
+        frames.append(frame)
+        if len(frames) == args.frames:
+            break
     if not frames:
         raise ValueError(f"{args.video} has no frames from index {args.start}")
     t0 = time.perf_counter()
-    window_src = _FrameList(frames, source.fps)
-    detections = pipe._run_stages(window_src)
+    window_src = _FrameList([*warmup, *frames], source.fps)
+    detections = pipe._run_stages(window_src)[len(warmup):]
     t1 = time.perf_counter()
     data = ObjectGraphBuilder().build(detections)
     t2 = time.perf_counter()
@@ -223,9 +236,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"EER {100 * report['eer']:.2f}")
     if y:
         print("Youden threshold {threshold:.4f}: TP {tp} FP {fp} TN {tn} FN {fn} accuracy {accuracy:.4f}".format(**y))
+    regions = None
+    if args.masks:
+        from stgraph.region_metrics import evaluate_masks
+
+        region = evaluate_masks(table.select(sorted(labels)), args.masks,
+                                iou_threshold=args.region_iou, alpha=args.track_alpha)
+        regions = region.pop("regions")
+        report["region"] = region
+        print("RBDC {:.2f}  TBDC {:.2f}  pixel AUC {:.2f}  ({} regions, {} tracks)".format(
+            100 * region["rbdc"], 100 * region["tbdc"], 100 * region["pixel_auc"],
+            region["n_regions"], region["n_tracks"]))
     if args.out:
         atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
         print(f"metrics -> {args.out}")
+    if args.report:
+        from stgraph.pipeline import video_name
+        from stgraph.report import write_report
+
+        videos = ({video_name(v): getattr(v, "path", v) for v in resolve_videos(args.video_root)}
+                  if args.video_root else None)
+        written = write_report(args.report, table, frame_scores, labels, report, regions, videos)
+        n_examples = sum(key.startswith("example:") for key in written)
+        print(f"report ({len(written)} files, {n_examples} example crops) -> {args.report}")
     return 0
 
 
@@ -253,6 +286,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
         name = args.video or videos[0]
         out_path = write_overlay(args.overlay, table, name, args.overlay_out)
         print(f"overlay -> {out_path}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from stgraph.watch import watch
+
+    source = args.camera if args.camera is not None else args.video
+    summary = watch(args.model, source, out=args.out, events=args.events, scores=args.scores,
+                    show=args.show, threshold=args.threshold, quantile=args.quantile,
+                    min_duration=args.min_duration, merge_gap=args.merge_gap,
+                    radius=args.window_radius, max_frames=args.max_frames,
+                    realtime=args.realtime)
+    stopped = " (stopped by Ctrl-C)" if summary["interrupted"] else ""
+    print(f"watched {summary['video']}: {summary['frames']} frames at {summary['fps']:.1f} "
+          f"frames/s, {summary['events']} alarm(s) above {summary['threshold']:.4f}{stopped}")
+    for what, path in summary["outputs"].items():
+        print(f"{what} -> {path}")
     return 0
 
 
@@ -294,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reduce", default="max", choices=["max", "mean", "sum"])
     e.add_argument("--smooth", type=int, default=1, help="temporal mean filter width (odd)")
     e.add_argument("--out", help="write the metrics JSON here")
+    e.add_argument("--report", help="write a report folder here (metrics, summary.md, plots, crops)")
+    e.add_argument("--video-root", help="test videos / frame folders, for the report's frame crops")
+    e.add_argument("--masks", help="pixel-mask folders (e.g. ground_truth/pixel_masks with "
+                   "TestNNN/NNN.png, 1-based): adds RBDC, TBDC and pixel AUC")
+    e.add_argument("--region-iou", type=float, default=0.1, help="IoU for a region hit (RBDC/TBDC)")
+    e.add_argument("--track-alpha", type=float, default=0.1,
+                   help="fraction of a track's regions to detect for TBDC")
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("plot", help="frame-score curves with ground truth shaded; box overlays")
@@ -305,6 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", help="video/frame folder to draw scored boxes on")
     p.add_argument("--overlay-out", default="overlay.mp4", help=".mp4/.avi video or a .png of the peak frame")
     p.set_defaults(func=cmd_plot)
+
+    w = sub.add_parser("watch", help="live scoring of a video or camera: overlay, alarms, scores")
+    w.add_argument("--model", required=True, help="folder written by `stgraph fit`")
+    where = w.add_mutually_exclusive_group(required=True)
+    where.add_argument("--video", help="video file or frame folder")
+    where.add_argument("--camera", type=int, help="camera index (OpenCV)")
+    w.add_argument("--out", help="overlay video (.mp4/.avi): boxes coloured by score, curve, alarms")
+    w.add_argument("--events", help="alarm events, JSON lines (one line per event, flushed)")
+    w.add_argument("--scores", help="every object's score, ScoreTable CSV")
+    w.add_argument("--show", action="store_true", help="show the overlay in a window ('q' quits)")
+    w.add_argument("--threshold", type=float, help="alarm threshold (default: --quantile of the "
+                   "training object scores)")
+    w.add_argument("--quantile", type=float, default=0.99, help="default threshold's quantile")
+    w.add_argument("--min-duration", type=int, default=3, help="shortest alarm, frames")
+    w.add_argument("--merge-gap", type=int, default=5, help="merge alarms this many frames apart")
+    w.add_argument("--window-radius", type=int, help="window ±i frames = latency (default: model's)")
+    w.add_argument("--max-frames", type=int, help="stop after this many frames")
+    w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
+    w.set_defaults(func=cmd_watch)
     return ap
 
 

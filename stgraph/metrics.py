@@ -244,3 +244,11 @@ def evaluate_frames(frame_scores: Mapping[str, FrameScoresLike],
         "n_anomalous": n_anomalous,
         "n_normal": int(pooled_labels.shape[0]) - n_anomalous,
     }
+
+
+# Object-level (RBDC/TBDC) and pixel-level metrics live in their own module; re-exported here so
+# that ``from stgraph.metrics import rbdc_tbdc`` works like the frame-level metrics.
+from stgraph.region_metrics import (GroundTruthRegions, evaluate_masks, pixel_auc,  # noqa: E402
+                                    rbdc_tbdc, region_curves)
+
+__all__ += ["GroundTruthRegions", "rbdc_tbdc", "region_curves", "pixel_auc", "evaluate_masks"]

@@ -1,0 +1,400 @@
+"""Evaluation report folder: metrics JSON, a Markdown summary and the pictures behind the numbers.
+
+:func:`write_report` writes, into one folder::
+
+    metrics.json            the metrics dict given (frame level, plus "region" when masks were used)
+    summary.md              the numbers as Markdown tables, with the pictures linked
+    roc.png                 ROC of all frames pooled, with the AUC and the EER point
+    region_curves.png       RBDR / TBDR against false positives per frame (with GT regions)
+    curves/<video>.png      frame score per video, ground-truth anomalous frames shaded
+    examples/*.png          worst false positives (highest-scored normal frames) and missed
+                            anomalies (lowest-scored anomalous frames) as frame crops with the
+                            scored boxes (and ground-truth regions in magenta) -- only for videos
+                            whose frames are given
+
+Example frames are chosen on the (reduced, smoothed) frame scores, at most one per ``min_gap``
+frames of a video so that a single event does not fill the list. Boxes are drawn in the frame
+coordinates the table holds: frames must be those that were scored (same size, no resize).
+Every file is written atomically.
+
+Example:
+    >>> write_report("report/", table, frame_scores, labels, metrics,               # doctest: +SKIP
+    ...              videos={"01": "ped2/testing/frames/01"})
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stgraph.fileio import atomic_write_bytes, atomic_write_text
+from stgraph.metrics import align_frame_labels, roc_curve_points
+from stgraph.region_metrics import GroundTruthRegions, region_curves
+from stgraph.scores import FrameScores, ScoreTable
+
+__all__ = ["write_report", "pick_examples", "Example", "read_frames", "crop_window", "crop_around"]
+
+GT_COLOR = (255, 0, 255)  # BGR magenta: ground-truth regions in example crops
+
+
+def _frames_of(scores, n: int) -> np.ndarray:
+    """Frame indices [n] of a FrameScores, or 0..n-1 for a plain score array."""
+    return scores.frames if isinstance(scores, FrameScores) else np.arange(n)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One frame shown in the report: ``kind`` is ``"false_positive"`` or ``"missed"``."""
+
+    kind: str
+    video: str
+    frame: int
+    score: float
+
+
+def pick_examples(frame_scores: Mapping[str, FrameScores], labels: Mapping[str, np.ndarray],
+                  n: int = 5, min_gap: int = 10) -> tuple[list[Example], list[Example]]:
+    """The ``n`` worst false positives and the ``n`` worst missed anomalies over all videos.
+
+    False positives are normal frames by decreasing score, missed anomalies anomalous frames by
+    increasing score; a frame within ``min_gap`` frames of one already picked in the same video
+    (and of the same kind) is skipped.
+
+    Returns:
+        (false_positives, missed), each a list of up to ``n`` :class:`Example`.
+    """
+    pairs = align_frame_labels(frame_scores, labels)
+    if not pairs:
+        return [], []
+    scores = np.concatenate([s for s, _ in pairs.values()])
+    truth = np.concatenate([lab for _, lab in pairs.values()])
+    videos = np.concatenate([np.full(len(s), v) for v, (s, _) in pairs.items()])
+    frames = np.concatenate([_frames_of(frame_scores[v], len(s)) for v, (s, _) in pairs.items()])
+
+    def pick(kind: str, label: int, descending: bool) -> list[Example]:
+        rows = np.flatnonzero(truth == label)
+        rows = rows[np.argsort(-scores[rows] if descending else scores[rows], kind="stable")]
+        chosen: list[Example] = []
+        for row in rows:
+            if len(chosen) == n:
+                break
+            video, frame = str(videos[row]), int(frames[row])
+            if any(e.video == video and abs(e.frame - frame) < min_gap for e in chosen):
+                continue
+            chosen.append(Example(kind, video, frame, float(scores[row])))
+        return chosen
+
+    return pick("false_positive", 0, True), pick("missed", 1, False)
+
+
+# ---------------------------------------------------------------------------- frames and crops
+def read_frames(path: str | Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """BGR images [H, W, 3] uint8 of the frames ``indices`` of a video file or frame folder.
+
+    Frame folders are indexed directly; video files are read once from the start up to the last
+    wanted frame. Indices beyond the video are left out of the result.
+    """
+    import cv2
+
+    from stgraph.io.frames import ImageFolderSource, open_source
+
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted:
+        return {}
+    source = open_source(path)
+    if isinstance(source, ImageFolderSource):
+        out = {}
+        for index in wanted:
+            if 0 <= index < len(source.files):
+                image = cv2.imread(str(source.files[index]), cv2.IMREAD_COLOR)
+                if image is None:
+                    raise FileNotFoundError(f"cannot read frame image: {source.files[index]}")
+                out[index] = image
+        return out
+    out = {}
+    for frame in source:
+        if frame.index in wanted:
+            out[frame.index] = frame.image
+        if frame.index >= wanted[-1]:
+            break
+    return out
+
+
+def crop_window(shape: tuple[int, int], boxes: np.ndarray, margin: float = 1.0,
+                min_size: int = 96) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) pixel window around the union of ``boxes`` [K, 4] xyxy, widened
+    by ``margin`` times its size on each side and to at least ``min_size`` pixels a side, clipped
+    to an image of ``shape`` (H, W). With no box, the whole image."""
+    height, width = int(shape[0]), int(shape[1])
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if boxes.shape[0] == 0:
+        return 0, 0, width, height
+    x1, y1 = boxes[:, 0].min(), boxes[:, 1].min()
+    x2, y2 = boxes[:, 2].max(), boxes[:, 3].max()
+    half_w = max((x2 - x1) * (0.5 + margin), min_size / 2)
+    half_h = max((y2 - y1) * (0.5 + margin), min_size / 2)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, right = int(max(0, math.floor(cx - half_w))), int(min(width, math.ceil(cx + half_w)))
+    top, bottom = int(max(0, math.floor(cy - half_h))), int(min(height, math.ceil(cy + half_h)))
+    if right <= left or bottom <= top:
+        return 0, 0, width, height
+    return left, top, right, bottom
+
+
+def crop_around(image: np.ndarray, boxes: np.ndarray, margin: float = 1.0,
+                min_size: int = 96) -> np.ndarray:
+    """``image`` [H, W, 3] cut to :func:`crop_window` of ``boxes``."""
+    left, top, right, bottom = crop_window(image.shape[:2], boxes, margin, min_size)
+    return image[top:bottom, left:right]
+
+
+def _frame_boxes(table: ScoreTable, video: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes float64 [K, 4], scores float64 [K]) of one frame of the table."""
+    rows = table.objects_in_frame(video, frame)
+    boxes = np.stack([rows[c] for c in ("x1", "y1", "x2", "y2")], axis=1).astype(np.float64)
+    return boxes.reshape(-1, 4), np.asarray(rows["score"], np.float64)
+
+
+def _example_image(example: Example, image: np.ndarray, table: ScoreTable,
+                   regions: GroundTruthRegions | None, score_range: tuple[float, float],
+                   min_side: int = 240) -> np.ndarray:
+    """The crop of one example, enlarged (integer factor, at most 4) to ``min_side`` pixels on its
+    short side, with the scored boxes (coloured by score, labelled) and the GT regions drawn."""
+    import cv2
+
+    from stgraph.viz import draw_boxes
+
+    boxes, scores = _frame_boxes(table, example.video, example.frame)
+    gt_boxes = np.zeros((0, 4))
+    if regions is not None and len(regions):
+        here = (regions.video == example.video) & (regions.frame == example.frame)
+        gt_boxes = regions.boxes[here]
+    if example.kind == "false_positive":
+        focus = boxes[np.argmax(scores)][None] if len(scores) else boxes
+    else:
+        focus = gt_boxes
+    left, top, right, bottom = crop_window(image.shape[:2], focus)
+    factor = int(min(4, max(1, math.ceil(min_side / min(bottom - top, right - left)))))
+    crop = cv2.resize(image[top:bottom, left:right], None, fx=factor, fy=factor,
+                      interpolation=cv2.INTER_NEAREST)
+    offset = np.array([left, top, left, top], np.float64)
+    drawn = draw_boxes(crop, (boxes - offset) * factor, scores,
+                       labels=[f"{s:.3g}" for s in scores], vmin=score_range[0],
+                       vmax=score_range[1])
+    for x1, y1, x2, y2 in np.round((gt_boxes - offset) * factor).astype(np.int64).tolist():
+        cv2.rectangle(drawn, (x1, y1), (x2, y2), GT_COLOR, 1)
+    return drawn
+
+
+def _write_png(path: Path, image: np.ndarray) -> Path:
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode PNG for {path}")
+    return atomic_write_bytes(path, encoded.tobytes())
+
+
+# ---------------------------------------------------------------------------- plots
+def _plot_roc(scores: np.ndarray, labels: np.ndarray, metrics: Mapping, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    from stgraph.viz import save_figure
+
+    fpr, tpr, _ = roc_curve_points(scores, labels)
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, color="tab:blue", lw=1.5,
+            label=f"frames pooled, AUC {100 * metrics['micro_auc']:.2f}")
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    eer = metrics.get("eer")
+    if eer is not None:
+        ax.plot([eer], [1 - eer], "o", color="tab:red", label=f"EER {100 * eer:.2f}")
+    ax.set_xlabel("false positive rate (frames)")
+    ax.set_ylabel("true positive rate (frames)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_title("frame-level ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def _plot_region_curves(table: ScoreTable, regions: GroundTruthRegions, region: Mapping,
+                        path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    from stgraph.viz import save_figure
+
+    curves = region_curves(table, regions, region["iou_threshold"], region["alpha"])
+    limit = region["max_fp_per_frame"]
+    fp = np.append(curves.fp_per_frame, max(limit, curves.fp_per_frame[-1]))  # flat to the limit
+    rbdr, tbdr = np.append(curves.rbdr, curves.rbdr[-1]), np.append(curves.tbdr, curves.tbdr[-1])
+    fig = Figure(figsize=(5.0, 4.0))
+    ax = fig.add_subplot()
+    ax.plot(fp, rbdr, color="tab:blue", lw=1.5,
+            label=f"RBDR (RBDC {100 * region['rbdc']:.2f})")
+    ax.plot(fp, tbdr, color="tab:orange", lw=1.5,
+            label=f"TBDR (TBDC {100 * region['tbdc']:.2f})")
+    ax.set_xlim(0, limit)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positives per frame")
+    ax.set_ylabel("detection rate")
+    ax.set_title(f"region / track detection (IoU >= {region['iou_threshold']:g})")
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------- markdown
+def _percent(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.2f}"
+
+
+def _summary_markdown(metrics: Mapping, curve_files: Mapping[str, str], has_region_plot: bool,
+                      examples: Sequence[tuple[Example, str | None]],
+                      videos_without_frames: Sequence[str]) -> str:
+    lines = ["# stgraph evaluation report", "", "## Frame level", "",
+             "| metric | value |", "|---|---|",
+             f"| micro AUC (frames pooled) | {_percent(metrics.get('micro_auc'))} |",
+             f"| macro AUC (mean over videos) | {_percent(metrics.get('macro_auc'))} |",
+             f"| EER | {_percent(metrics.get('eer'))} |"]
+    youden = metrics.get("youden")
+    if youden:
+        lines.append("| Youden threshold: TP / FP / TN / FN, accuracy | {threshold:.4g}: "
+                     "{tp} / {fp} / {tn} / {fn}, {accuracy:.4f} |".format(**youden))
+    lines.append(f"| frames (anomalous / normal) | {metrics.get('n_frames')} "
+                 f"({metrics.get('n_anomalous')} / {metrics.get('n_normal')}) |")
+    lines += ["", "![ROC](roc.png)", ""]
+    region = metrics.get("region")
+    if region:
+        lines += ["## Object level (masks)", "", "| metric | value |", "|---|---|",
+                  f"| RBDC | {_percent(region.get('rbdc'))} |",
+                  f"| TBDC | {_percent(region.get('tbdc'))} |",
+                  f"| pixel AUC | {_percent(region.get('pixel_auc'))} |",
+                  f"| ground-truth regions / tracks | {region.get('n_regions')} / "
+                  f"{region.get('n_tracks')} |",
+                  f"| IoU for a hit, track fraction alpha, FP/frame limit | "
+                  f"{region.get('iou_threshold')}, {region.get('alpha')}, "
+                  f"{region.get('max_fp_per_frame')} |", ""]
+        if has_region_plot:
+            lines += ["![region curves](region_curves.png)", ""]
+    lines += ["## Per video", "", "| video | frames | anomalous | AUC | score curve |",
+              "|---|---|---|---|---|"]
+    for video, entry in metrics.get("per_video", {}).items():
+        link = f"[png]({curve_files[video]})" if video in curve_files else ""
+        lines.append(f"| {video} | {entry['frames']} | {entry['anomalous']} | "
+                     f"{_percent(entry['auc'])} | {link} |")
+    for kind, title in (("false_positive", "Worst false positives (highest-scored normal frames)"),
+                        ("missed", "Missed anomalies (lowest-scored anomalous frames)")):
+        chosen = [(e, f) for e, f in examples if e.kind == kind]
+        lines += ["", f"## {title}", ""]
+        if not chosen:
+            lines.append("none")
+        for example, file in chosen:
+            text = f"video {example.video} frame {example.frame}, score {example.score:.4g}"
+            lines.append(f"- {text}" + (f"  \n  ![{text}]({file})" if file else ""))
+    if videos_without_frames:
+        lines += ["", f"No frames given for videos {list(videos_without_frames)}: no crops for "
+                      "them (pass --video-root)."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- entry point
+def _json_ready(value):
+    """Plain JSON types; NaN and inf become null (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def write_report(out_dir: str | Path, table: ScoreTable, frame_scores: Mapping[str, FrameScores],
+                 labels: Mapping[str, np.ndarray], metrics: Mapping,
+                 regions: GroundTruthRegions | None = None,
+                 videos: Mapping[str, str | Path] | None = None,
+                 n_examples: int = 5, min_gap: int = 10) -> dict[str, Path]:
+    """Write the report folder (see the module docstring).
+
+    Args:
+        out_dir: folder to write (created; existing files of the same names are replaced).
+        table: the scored boxes (drawn in the example crops).
+        frame_scores: {video: FrameScores} that ``metrics`` was computed from.
+        labels: {video: 0/1 frame labels indexed by frame number}.
+        metrics: ``stgraph.metrics.evaluate_frames``'s dict, optionally with a ``"region"`` entry
+            (``stgraph.region_metrics.evaluate_masks``'s dict without ``regions``).
+        regions: ground-truth regions, for the region curves and the crops.
+        videos: {video name: video file or frame folder} for the example crops.
+        n_examples: crops per kind (false positives, missed anomalies).
+        min_gap: frames between two examples of one kind in one video.
+
+    Returns:
+        {what: path} of every file written (``metrics``, ``summary``, ``roc``, ``curve:<video>``,
+        ``region_curves``, ``example:<kind>:<k>``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    written["metrics"] = atomic_write_text(out / "metrics.json",
+                                           json.dumps(_json_ready(metrics), indent=2))
+    pairs = align_frame_labels(frame_scores, labels)
+    pooled_scores = np.concatenate([s for s, _ in pairs.values()])
+    pooled_labels = np.concatenate([lab for _, lab in pairs.values()])
+    written["roc"] = _plot_roc(pooled_scores, pooled_labels, metrics, out / "roc.png")
+
+    from stgraph.viz import plot_score_curve
+
+    threshold = metrics.get("youden", {}).get("threshold")
+    curve_files = {}
+    for video, (scores, video_labels) in pairs.items():
+        frames = _frames_of(frame_scores[video], len(scores))
+        name = f"curves/{_safe_name(video)}.png"
+        written[f"curve:{video}"] = plot_score_curve(frames, scores, video_labels, path=out / name,
+                                                     title=f"{video}: frame anomaly score",
+                                                     threshold=threshold)
+        curve_files[video] = name
+    region = metrics.get("region")
+    has_region_plot = bool(region) and regions is not None and len(regions) > 0
+    if has_region_plot:
+        written["region_curves"] = _plot_region_curves(table, regions, region,
+                                                       out / "region_curves.png")
+
+    false_positives, missed = pick_examples(frame_scores, labels, n_examples, min_gap)
+    videos = dict(videos or {})
+    scores_all = np.asarray(table["score"], np.float64)
+    score_range = ((float(scores_all.min()), float(scores_all.max())) if len(scores_all)
+                   else (0.0, 1.0))
+    needed: dict[str, list[int]] = {}
+    for example in false_positives + missed:
+        needed.setdefault(example.video, []).append(example.frame)
+    images = {video: read_frames(videos[video], frames)
+              for video, frames in needed.items() if video in videos}
+    examples: list[tuple[Example, str | None]] = []
+    for example in false_positives + missed:
+        k = sum(e.kind == example.kind for e, _ in examples)  # rank within its kind
+        image = images.get(example.video, {}).get(example.frame)
+        if image is None:
+            examples.append((example, None))
+            continue
+        name = (f"examples/{example.kind}_{k:02d}_{_safe_name(example.video)}_"
+                f"{example.frame:06d}.png")
+        written[f"example:{example.kind}:{k}"] = _write_png(
+            out / name, _example_image(example, image, table, regions, score_range))
+        examples.append((example, name))
+    without = sorted(video for video in needed if video not in videos)
+    written["summary"] = atomic_write_text(out / "summary.md", _summary_markdown(
+        metrics, curve_files, has_region_plot, examples, without))
+    return written
