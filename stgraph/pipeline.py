@@ -161,9 +161,28 @@ class Pipeline:
         return self
 
     def score(self, video: Any, name: str | None = None):
-        """ScoreTable of one video (every object in every frame, with its box and score)."""
-        detections = self.extract(video)
-        return self.model.score(detections, video=name or video_name(video))
+        """ScoreTable of one video (every object in every frame, with its box and score).
+
+        The source's frame rate, when it knows one, goes to ``model.score(fps=...)`` (per kept
+        frame, so divided by ``stride``): the default test window is then 1 s of video.
+        """
+        source = self._source(video)
+        detections = self.extract(source)
+        return self.model.score(detections, video=name or video_name(video), fps=known_fps(source))
+
+    def stream(self, source: Any, *, radius: int | None = None, prefetch: int = 4,
+               keep_images: bool = True, explain_top_k: int = 0):
+        """Score frames as they arrive: yields one :class:`stgraph.stream.FrameResult` per frame.
+
+        Frame t's result comes once frame ``t + radius`` has arrived (the end of the source
+        releases the last ones); its object scores equal :meth:`score`'s. Memory stays flat:
+        only the sliding window is kept. ``prefetch`` > 0 runs decoding, detection and features
+        in a background thread, that many frames ahead. See :mod:`stgraph.stream`.
+        """
+        from stgraph.stream import stream_pipeline
+
+        return stream_pipeline(self, source, radius=radius, prefetch=prefetch,
+                               keep_images=keep_images, explain_top_k=explain_top_k)
 
     def score_many(self, videos: Sequence[Any]):
         """One ScoreTable over several videos (video column = each video's name)."""
@@ -206,6 +225,13 @@ class Pipeline:
 def component_class(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def known_fps(source: FrameSource) -> float | None:
+    """Frames per second of the frames ``source`` yields (its rate / stride), or ``None`` when the
+    source does not know its rate (``FrameSource.fps`` then only reports a 25 fps default)."""
+    rate = getattr(source, "_fps", None)
+    return float(rate) / getattr(source, "stride", 1) if rate else None
 
 
 def frames_to_array(video: Any, resize: tuple[int, int] | None = None) -> np.ndarray:

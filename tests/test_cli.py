@@ -1,0 +1,127 @@
+"""The ``stgraph`` commands end to end on a tiny synthetic dataset of video files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stgraph.cli import main
+from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
+from stgraph.scores import ScoreTable
+
+SIZE = (96, 128)  # (H, W)
+N_FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """ROOT/training/videos/*.avi, ROOT/testing/videos/*.avi, ROOT/ground_truth/frame_labels.npz."""
+    root = tmp_path_factory.mktemp("dataset")
+    for video in make_normal_videos(2, seed=3, n_frames=N_FRAMES, n_people=3, size=SIZE):
+        video.write_video(root / "training" / "videos" / f"{video.name}.avi")
+    tests = make_test_videos(2, seed=3, n_frames=N_FRAMES, n_people=3, size=SIZE)
+    for video in tests:
+        video.write_video(root / "testing" / "videos" / f"{video.name}.avi")
+    (root / "ground_truth").mkdir()
+    np.savez(root / "ground_truth" / "frame_labels.npz", **{v.name: v.labels for v in tests})
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fit") / "model"
+    code = main(["--quiet", "fit", "--train", str(dataset), "--detector", "motion",
+                 "--features", "geometry", "--epochs", "2", "--cache", str(out.parent / "cache"),
+                 "--out", str(out)])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def scores_csv(dataset, model_dir) -> Path:
+    out = model_dir.parent / "scores.csv"
+    assert main(["--quiet", "score", "--model", str(model_dir), "--video", str(dataset),
+                 "--cache", str(model_dir.parent / "cache"), "--out", str(out)]) == 0
+    return out
+
+
+def test_fit_writes_a_loadable_pipeline(model_dir):
+    spec = json.loads((model_dir / "pipeline.json").read_text())
+    assert spec["detector"]["class"] == "detectors.motion.MotionRegionDetector"
+    assert spec["features"]["class"].endswith("GeometryFeatures")
+    assert (model_dir / "model").is_dir()
+
+
+def test_score_covers_every_test_frame(scores_csv):
+    table = ScoreTable.read_csv(scores_csv)
+    assert table.videos == ["test-00-fast", "test-01-wrong_direction"]
+    assert all(list(f) == list(range(N_FRAMES)) for f in table.video_frames.values())
+    assert len(table) > 0 and np.isfinite(table["score"]).all()
+
+
+def test_eval_writes_metrics(dataset, scores_csv, tmp_path: Path, capsys):
+    out = tmp_path / "metrics.json"
+    assert main(["eval", "--scores", str(scores_csv),
+                 "--labels", str(dataset / "ground_truth" / "frame_labels.npz"), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert 0.0 <= report["micro_auc"] <= 1.0 and report["n_frames"] == 2 * N_FRAMES
+    assert "frame AUC micro" in capsys.readouterr().out
+
+
+def test_plot_curve_and_overlay(dataset, scores_csv, tmp_path: Path):
+    video = dataset / "testing" / "videos" / "test-00-fast.avi"
+    curve, overlay = tmp_path / "curve.png", tmp_path / "overlay.png"
+    assert main(["plot", "--scores", str(scores_csv), "--video", "test-00-fast",
+                 "--labels", str(dataset / "ground_truth" / "frame_labels.npz"),
+                 "--out", str(curve), "--overlay", str(video), "--overlay-out", str(overlay)]) == 0
+    assert cv2.imread(str(curve)) is not None
+    assert cv2.imread(str(overlay)).shape == (*SIZE, 3)
+    mp4 = tmp_path / "overlay.mp4"
+    assert main(["plot", "--scores", str(scores_csv), "--video", "test-00-fast",
+                 "--out", str(curve), "--overlay", str(video), "--overlay-out", str(mp4)]) == 0
+    assert int(cv2.VideoCapture(str(mp4)).get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
+
+
+def test_graph_with_the_motion_detector(dataset, tmp_path: Path, capsys):
+    video = dataset / "testing" / "videos" / "test-00-fast.avi"
+    out, plot = tmp_path / "graph.pt", tmp_path / "graph.png"
+    assert main(["--quiet", "graph", "--video", str(video), "--detector", "motion",
+                 "--features", "geometry", "--start", "8", "--frames", "6",
+                 "--out", str(out), "--plot", str(plot)]) == 0
+    data = torch.load(out, weights_only=False)
+    assert data.num_nodes > 0 and data.x.shape[1] == 8
+    assert set(data.frame.tolist()) <= set(range(8, 14))
+    assert cv2.imread(str(plot)) is not None
+    assert f"{data.num_nodes} objects/nodes" in capsys.readouterr().out
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_exit_2_with_one_line_naming_the_path(dataset, model_dir, scores_csv,
+                                                        tmp_path: Path, capsys):
+    missing = tmp_path / "nowhere"
+    cases = [
+        (["fit", "--train", str(missing), "--detector", "motion", "--out", str(tmp_path / "m")], "nowhere"),
+        (["score", "--model", str(missing), "--video", str(dataset)], "nowhere"),
+        (["score", "--model", str(model_dir), "--video", str(missing / "clip.avi")], "clip.avi"),
+        (["eval", "--scores", str(scores_csv), "--labels", str(tmp_path / "labels.npz")], "labels.npz"),
+        (["eval", "--scores", str(tmp_path / "none.csv"), "--labels", str(dataset / "ground_truth" / "frame_labels.npz")], "none.csv"),
+        (["plot", "--scores", str(scores_csv), "--video", "test-00-fast", "--out", str(tmp_path / "c.png"),
+          "--overlay", str(dataset / "testing" / "videos" / "test-00-fast.avi"),
+          "--overlay-out", str(tmp_path / "overlay.gif")], "overlay.gif"),
+        (["plot", "--scores", str(scores_csv), "--out", str(tmp_path / "c.png"),
+          "--overlay", str(tmp_path / "gone.avi"), "--overlay-out", str(tmp_path / "o.png")], "gone.avi"),
+        (["graph", "--video", str(tmp_path / "gone.mp4"), "--detector", "motion"], "gone.mp4"),
+    ]
+    for argv, name in cases:
+        assert main(argv) == 2, argv
+        err = one_line_error(capsys)
+        assert err.startswith(f"stgraph {argv[0]}: error:") and name in err, err
