@@ -225,7 +225,8 @@ def test_train_dgi_rejects_bad_graphs():
 
 
 # ====================================================================== estimator: learning
-def test_anograph_flags_anomalous_objects(projection, train_videos):
+@pytest.mark.parametrize("scoring", ["discriminator", "mahalanobis"])
+def test_anograph_flags_anomalous_objects(projection, train_videos, scoring):
     """Objects whose features ignore their place and trajectory score higher than normal ones.
 
     DGI's discriminator learns to tell a node's real neighbourhood aggregate (itself, the boxes it
@@ -236,7 +237,7 @@ def test_anograph_flags_anomalous_objects(projection, train_videos):
     """
     builder = ObjectGraphBuilder(iou_threshold=0.01, temporal_knn=1)
     model = AnoGraph(hidden=32, epochs=60, lr=0.01, train_window=5, batch_size=8, patience=20,
-                     builder=builder, progress=False).fit(train_videos)
+                     builder=builder, scoring=scoring, progress=False).fit(train_videos)
     rng = np.random.default_rng(7)
     tables = [model.score(make_video(rng, projection, n_anomalous=1), video=f"v{k}") for k in range(3)]
     scores = np.concatenate([t["score"] for t in tables])
@@ -393,3 +394,57 @@ def test_params_are_json_and_repr_is_one_line():
     assert AnoGraph._from_params(params).get_params() == params
     assert repr(AnoGraph(hidden=64)) == "AnoGraph(hidden=64)"
     assert "\n" not in repr(model)
+
+
+# ====================================================================== scoring options
+def test_feature_scaling_standardises_inside_the_encoder():
+    net = AnoGraphDGI(2, hidden=3)
+    x = torch.tensor([[1.0, 10.0], [3.0, 30.0]])
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    mean, scale = torch.tensor([2.0, 20.0]), torch.tensor([1.0, 10.0])
+    expected = net.encode((x - mean) / scale, edge_index)
+    net.set_feature_scaling(mean, scale)
+    torch.testing.assert_close(net.encode(x, edge_index), expected)
+    net.set_feature_scaling(mean, torch.tensor([0.0, float("nan")]))  # constant features: scale 1
+    torch.testing.assert_close(net.feature_scale, torch.ones(2))
+    with pytest.raises(ValueError, match="needs 2 values"):
+        net.set_feature_scaling(torch.zeros(3), torch.ones(3))
+
+
+def test_mahalanobis_score_is_the_distance_to_the_training_embeddings():
+    net = AnoGraphDGI(2, hidden=2)
+    with pytest.raises(RuntimeError, match="set_embedding_distribution"):
+        net.mahalanobis_score(torch.zeros(1, 2))
+    train = torch.from_numpy(np.random.default_rng(0).normal([1.0, -2.0], [1.0, 3.0], (500, 2)))
+    net.set_embedding_distribution(train)
+    h = torch.tensor([[1.0, -2.0], [4.0, -2.0], [1.0, 7.0]])
+    precision = net.embedding_precision.double()
+    centred = h.double() - net.embedding_mean.double()
+    expected = torch.sqrt(torch.einsum("ni,ij,nj->n", centred, precision, centred))
+    got = net.mahalanobis_score(h)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+    # 3 standard deviations along either axis are about equally far; the centre is closest
+    assert got[0] < 0.2 and abs(float(got[1] - got[2])) < 0.5 and 2.5 < float(got[1]) < 3.5
+    with pytest.raises(ValueError, match="scoring"):
+        net.score(torch.zeros(1, 2), torch.zeros(2, 0, dtype=torch.long), method="nope")
+
+
+def test_mahalanobis_and_standardize_round_trip_and_window_exactness(train_videos, test_video,
+                                                                      tmp_path: Path):
+    model = tiny_model(scoring="mahalanobis", standardize=True).fit(train_videos[:2])
+    whole = model.score(test_video)["score"]
+    assert np.all(whole >= 0) and np.isfinite(whole).all()
+    model.window_radius = 3
+    np.testing.assert_allclose(model.score(test_video, exact_windows=True)["score"], whole,
+                               rtol=0, atol=1e-5)
+    loaded = AnoGraph.load(model.save(tmp_path / "m"))
+    assert loaded.scoring == "mahalanobis" and loaded.standardize
+    np.testing.assert_array_equal(loaded.score(test_video)["score"], model.score(test_video)["score"])
+    # the training-score quantiles are on the same scale as the scores (alarm thresholds)
+    train = np.concatenate([model.score(video)["score"] for video in train_videos[:2]])
+    np.testing.assert_allclose(model.train_scores_.quantile(0.5), np.median(train), rtol=1e-5)
+
+
+def test_unknown_scoring_is_rejected_before_training(train_videos):
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        tiny_model(scoring="knn").fit(train_videos)

@@ -65,7 +65,7 @@ from stgraph.models.base import (
 )
 from stgraph.scores import ScoreTable
 
-__all__ = ["AnoGraphDGI", "train_dgi", "training_summary", "AnoGraph", "EXACT_RADIUS"]
+__all__ = ["AnoGraphDGI", "train_dgi", "training_summary", "AnoGraph", "EXACT_RADIUS", "SCORINGS"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ EXACT_RADIUS = 2
 DEFAULT_WINDOW_RADIUS = 10
 #: Frames per graph in the whole-video scoring pass (bounds memory, does not change scores).
 DEFAULT_CHUNK_FRAMES = 1000
+#: Object scores an :class:`AnoGraph` can give. ``"discriminator"``: the paper's Eq. 5,
+#: ``1 - D(h, s_train)``. ``"mahalanobis"``: the distance of ``h`` to the training objects'
+#: embeddings (mean and Ledoit-Wolf covariance), which flags embeddings that are unusual in any
+#: direction, not only along the discriminator's one direction ``W s_train``.
+SCORINGS = ("discriminator", "mahalanobis")
 
 
 # ====================================================================== network
@@ -121,7 +126,31 @@ class AnoGraphDGI(nn.Module):
         self.weight = nn.Parameter(torch.empty(hidden, hidden))
         #: s_train [H]: readout of the training graphs, set by :func:`train_dgi` (NaN until then).
         self.register_buffer("train_summary", torch.full((hidden,), math.nan))
+        #: per-feature centre [D] and scale [D] applied to x before the GCN (identity by default;
+        #: set from the training nodes by :meth:`set_feature_scaling`).
+        self.register_buffer("feature_mean", torch.zeros(in_dim))
+        self.register_buffer("feature_scale", torch.ones(in_dim))
+        #: mean [H] and precision [H, H] of the training embeddings, for the Mahalanobis score
+        #: (NaN until :meth:`set_embedding_distribution`).
+        self.register_buffer("embedding_mean", torch.full((hidden,), math.nan))
+        self.register_buffer("embedding_precision", torch.full((hidden, hidden), math.nan))
         self.reset_parameters()
+
+    @torch.no_grad()
+    def set_feature_scaling(self, mean: Tensor, scale: Tensor) -> None:
+        """Standardise node features as ``(x - mean) / scale`` inside :meth:`encode`.
+
+        ``mean`` and ``scale`` are [D]; scales that are not positive and finite (constant
+        features) become 1. Graph edges are not affected: the builder's cosine weights are computed
+        on the raw features.
+        """
+        mean, scale = mean.reshape(-1).to(self.feature_mean), scale.reshape(-1).to(self.feature_scale)
+        if mean.numel() != self.in_dim or scale.numel() != self.in_dim:
+            raise ValueError(f"feature scaling needs {self.in_dim} values, got {mean.numel()} "
+                             f"and {scale.numel()}")
+        usable = torch.isfinite(scale) & (scale > 1e-12)
+        self.feature_mean.copy_(torch.nan_to_num(mean))
+        self.feature_scale.copy_(torch.where(usable, scale, torch.ones_like(scale)))
 
     def reset_parameters(self) -> None:
         """Re-initialise the encoder and the discriminator (xavier-uniform W, as in DGI)."""
@@ -147,7 +176,11 @@ class AnoGraphDGI(nn.Module):
 
     def encode(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
                edge_type: Tensor | None = None) -> Tensor:
-        """Node embeddings ``h`` [N, H] = PReLU(GCN(x)), the encoder E of the paper."""
+        """Node embeddings ``h`` [N, H] = PReLU(GCN(x)), the encoder E of the paper.
+
+        ``x`` is standardised first with the stored feature scaling (identity unless set).
+        """
+        x = (x - self.feature_mean) / self.feature_scale
         return self.act(self.conv(x, *self.message_edges(edge_index, edge_weight, edge_type)))
 
     @staticmethod
@@ -193,13 +226,47 @@ class AnoGraphDGI(nn.Module):
         neg = self.logits(neg_h, summary, batch)
         return (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (pos.numel() + neg.numel())
 
-    def score(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
-              edge_type: Tensor | None = None) -> Tensor:
-        """Object scores [N] in (0, 1): ``1 - D(h_i, s_train)`` (Eq. 5); higher = more abnormal."""
+    @torch.no_grad()
+    def set_embedding_distribution(self, embeddings: Tensor) -> None:
+        """Store the mean [H] and the shrunk inverse covariance [H, H] of training embeddings.
+
+        ``embeddings`` [N, H] are the training objects' ``h``. The covariance is Ledoit-Wolf
+        shrunk towards a scaled identity, so it is invertible even with fewer objects than
+        dimensions.
+        """
+        from sklearn.covariance import LedoitWolf
+
+        h = embeddings.detach().cpu().to(torch.float64).numpy()
+        if h.ndim != 2 or h.shape[1] != self.hidden or h.shape[0] < 2:
+            raise ValueError(f"embedding distribution needs [N >= 2, {self.hidden}] embeddings, "
+                             f"got {tuple(h.shape)}")
+        fit = LedoitWolf().fit(h)
+        self.embedding_mean.copy_(torch.from_numpy(fit.location_))
+        self.embedding_precision.copy_(torch.from_numpy(fit.precision_))
+
+    def discriminator_score(self, h: Tensor) -> Tensor:
+        """Paper score [N] in (0, 1): ``1 - D(h_i, s_train)`` (Eq. 5); higher = more abnormal."""
         if not bool(torch.isfinite(self.train_summary).all()):
             raise RuntimeError("AnoGraphDGI.score needs s_train: train the network with train_dgi")
-        h = self.encode(x, edge_index, edge_weight, edge_type)
         return torch.sigmoid(-self.logits(h, self.train_summary))  # = 1 - sigmoid(logits)
+
+    def mahalanobis_score(self, h: Tensor) -> Tensor:
+        """Score [N] >= 0: Mahalanobis distance of ``h_i`` to the training embeddings."""
+        if not bool(torch.isfinite(self.embedding_mean).all()):
+            raise RuntimeError("AnoGraphDGI.mahalanobis_score needs the training embedding "
+                               "distribution: call set_embedding_distribution")
+        centred = h - self.embedding_mean
+        return ((centred @ self.embedding_precision) * centred).sum(dim=-1).clamp_min(0).sqrt()
+
+    def score(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+              edge_type: Tensor | None = None, method: str = "discriminator") -> Tensor:
+        """Object scores [N]; higher = more abnormal. See :data:`SCORINGS` for ``method``."""
+        h = self.encode(x, edge_index, edge_weight, edge_type)
+        if method == "discriminator":
+            return self.discriminator_score(h)
+        if method == "mahalanobis":
+            return self.mahalanobis_score(h)
+        raise ValueError(f"unknown scoring {method!r}; choose one of {SCORINGS}")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(in_dim={self.in_dim}, hidden={self.hidden}, "
@@ -385,6 +452,21 @@ def _with_features(frames: Sequence[Detections], width: int, where: str) -> list
     return out
 
 
+def _feature_moments(graphs: Sequence[Data], width: int) -> tuple[Tensor, Tensor]:
+    """Mean [D] and standard deviation [D] of the node features of ``graphs`` (float64 sums)."""
+    total = torch.zeros(width, dtype=torch.float64)
+    squares = torch.zeros(width, dtype=torch.float64)
+    count = 0
+    for graph in graphs:
+        x = graph.x.to(torch.float64)
+        total += x.sum(dim=0)
+        squares += (x * x).sum(dim=0)
+        count += x.size(0)
+    mean = total / max(count, 1)
+    variance = (squares / max(count, 1) - mean * mean).clamp_min(0)
+    return mean.float(), variance.sqrt().float()
+
+
 def _split_by_frame(values: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
     """Split node values [N] (nodes ordered by frame) into one array [N_t] per frame."""
     return np.split(values, np.cumsum(counts)[:-1])
@@ -411,6 +493,14 @@ class AnoGraph(BaseModel):
         builder: the :class:`~stgraph.graphs.object_graph.ObjectGraphBuilder` (None: default).
         epochs, lr, batch_size, patience: see :func:`train_dgi` (``batch_size`` counts windows).
         symmetric: add reverse temporal edges (see :class:`AnoGraphDGI`).
+        scoring: the object score, one of :data:`SCORINGS`: ``"discriminator"`` (the paper's
+            Eq. 5) or ``"mahalanobis"`` (distance of the object's embedding to the training
+            embeddings).
+        standardize: standardise every node feature with the mean and standard deviation of the
+            training objects before the GCN (the graph's edges still use the raw features).
+            Features of different kinds (box geometry in image fractions, CNN activations,
+            class scores) then weigh alike; without it, small-valued features such as velocities
+            are nearly invisible to the encoder.
         seed: seeds the weight initialisation, the shuffling and the corruption.
         device: "cpu", "cuda", ...
         progress: show tqdm progress bars.
@@ -426,7 +516,8 @@ class AnoGraph(BaseModel):
     def __init__(self, hidden: int = 256, window_radius: int | None = None,
                  train_window: int = 21, builder: ObjectGraphBuilder | None = None,
                  epochs: int = 100, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
-                 symmetric: bool = False, seed: int = 0, device: str = "cpu",
+                 symmetric: bool = False, scoring: str = "discriminator",
+                 standardize: bool = False, seed: int = 0, device: str = "cpu",
                  progress: bool = True) -> None:
         self.hidden = hidden
         self.window_radius = window_radius
@@ -437,6 +528,8 @@ class AnoGraph(BaseModel):
         self.batch_size = batch_size
         self.patience = patience
         self.symmetric = symmetric
+        self.scoring = scoring
+        self.standardize = standardize
         self.seed = seed
         self.device = device
         self.progress = progress
@@ -448,8 +541,11 @@ class AnoGraph(BaseModel):
         if self.window_radius is not None:
             _check_int("window_radius", self.window_radius, 0)
         _check_int("train_window", self.train_window, 1)
-        if not isinstance(self.symmetric, bool):
-            raise ValueError(f"symmetric must be True or False, got {self.symmetric!r}")
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        for name in ("symmetric", "standardize"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.builder is not None and not isinstance(self.builder, ObjectGraphBuilder):
             raise TypeError("builder must be an ObjectGraphBuilder, got "
                             f"{type(self.builder).__name__}")
@@ -495,11 +591,18 @@ class AnoGraph(BaseModel):
                    for video in videos for start in range(0, len(video), self.train_window)]
         with seeded(self.seed):
             model = AnoGraphDGI(width, self.hidden, self.symmetric)
+        if self.standardize:
+            model.set_feature_scaling(*_feature_moments(windows, width))
         self.history_ = train_dgi(model, windows, epochs=self.epochs, lr=self.lr,
                                   batch_size=self.batch_size, patience=self.patience,
                                   seed=self.seed, device=self.device, progress=self.progress)
         self.model_ = model
         self.n_features_in_ = width
+        if self.scoring == "mahalanobis":
+            embeddings = [h for video in videos
+                          for h in self._whole_video_values(video, DEFAULT_CHUNK_FRAMES,
+                                                            self._node_embeddings)]
+            model.set_embedding_distribution(torch.from_numpy(np.concatenate(embeddings)))
         train_scores = [scores for video in videos
                         for scores in self._whole_video_scores(video, DEFAULT_CHUNK_FRAMES)]
         self.train_scores_ = ScoreQuantiles.from_scores(np.concatenate(train_scores))
@@ -542,22 +645,36 @@ class AnoGraph(BaseModel):
             scores = self._whole_video_scores(frames, chunk_frames)
         return ScoreTable.from_detections(video, frames, scores)
 
+    def _graph_on_device(self, data: Data) -> tuple[Tensor | None, ...]:
+        device = resolve_device(self.device)
+        self.model_.to(device).eval()
+        return tuple(t if t is None else t.to(device) for t in _graph_inputs(data))
+
     @torch.no_grad()
     def _node_scores(self, data: Data) -> Tensor:
         """Scores [N] (CPU) of a graph whose features fit the network."""
         if data.num_nodes == 0:
             return torch.zeros(0)
-        device = resolve_device(self.device)
-        self.model_.to(device).eval()
-        inputs = (t if t is None else t.to(device) for t in _graph_inputs(data))
-        return self.model_.score(*inputs).cpu()
+        return self.model_.score(*self._graph_on_device(data), method=self.scoring).cpu()
+
+    @torch.no_grad()
+    def _node_embeddings(self, data: Data) -> Tensor:
+        """Embeddings h [N, H] (CPU) of a graph whose features fit the network."""
+        if data.num_nodes == 0:
+            return torch.zeros(0, self.model_.hidden)
+        return self.model_.encode(*self._graph_on_device(data)).cpu()
 
     def _whole_video_scores(self, frames: Sequence[Detections],
                             chunk_frames: int) -> list[np.ndarray]:
-        """Per-frame scores [N_t] from the whole-video graph.
+        """Per-frame scores [N_t] from the whole-video graph."""
+        return self._whole_video_values(frames, chunk_frames, self._node_scores)
+
+    def _whole_video_values(self, frames: Sequence[Detections], chunk_frames: int,
+                            node_values: Callable[[Data], Tensor]) -> list[np.ndarray]:
+        """Per-frame node values [N_t, ...] (scores or embeddings) from the whole-video graph.
 
         The graph is built in chunks of ``chunk_frames`` frames plus an ``EXACT_RADIUS``-frame
-        halo on each side; each chunk keeps the scores of its own frames only.
+        halo on each side; each chunk keeps the values of its own frames only.
         """
         builder, n_frames = self._graph_builder(), len(frames)
         out: list[np.ndarray] = []
@@ -566,8 +683,8 @@ class AnoGraph(BaseModel):
                           disable=not self.progress or len(starts) < 2):
             stop = min(n_frames, start + chunk_frames)
             lo, hi = max(0, start - EXACT_RADIUS), min(n_frames, stop + EXACT_RADIUS)
-            scores = self._node_scores(builder.build(frames[lo:hi])).numpy()
-            per_frame = _split_by_frame(scores, [len(f) for f in frames[lo:hi]])
+            values = node_values(builder.build(frames[lo:hi])).numpy()
+            per_frame = _split_by_frame(values, [len(f) for f in frames[lo:hi]])
             out.extend(per_frame[start - lo:stop - lo])
         return out
 
