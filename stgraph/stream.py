@@ -1,0 +1,372 @@
+"""Live scoring: one result per frame as frames arrive, with a fixed latency of ``radius`` frames.
+
+Ano-Graph scores frame t on the graph of frames ``t - i .. t + i`` (the window radius i), so frame
+t's scores exist once frame ``t + i`` has arrived. :class:`StreamScorer` keeps a
+:class:`~stgraph.graphs.window.SlidingWindowGraph` of ``2 i + 1`` frames (only the new frame's
+spatial block and the temporal block from the previous frame are computed per frame) and the
+``i + 1`` frames that wait for their result; nothing older is kept, so memory is flat over
+arbitrarily long streams. At the end, :meth:`StreamScorer.flush` pushes ``i`` empty frames, which
+add no nodes and no edges, so the last frames are scored on windows that end where the video ends.
+This is exactly how :meth:`AnoGraph.score` scores windows, so streaming scores equal batch scores
+(for ``i >= 2`` batch scoring uses one whole-video pass, which gives the same scores; see
+:mod:`stgraph.models.anograph`).
+
+The front stages (decode, detect, node features) can run in a background thread feeding a bounded
+queue (:class:`ReadAhead`), so a slow stage sets the pace rather than the sum of the stages::
+
+    pipe = Pipeline.load("model/")
+    for result in pipe.stream("camera.mp4"):          # or 0 for a camera, or an array [T,H,W,3]
+        print(result.frame_index, result.frame_score, result.timings)
+
+Per-frame timings (seconds) are ``decode``, ``detect``, ``features`` (front stages), ``graph``
+(sliding-window push), ``score`` (GCN + discriminator on the window) and ``latency``: from the
+moment the frame was decoded to the moment its result is ready (it includes the wait for the
+``radius`` later frames).
+"""
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from detectors.base import Detections
+from stgraph.graphs.window import SlidingWindowGraph
+
+__all__ = ["FrameResult", "AnalysedFrame", "StreamScorer", "ReadAhead", "analyse_frames",
+           "stream_pipeline", "STAGES"]
+
+#: Names of the per-frame timings, in pipeline order (``latency`` is end to end).
+STAGES = ("decode", "detect", "features", "graph", "score", "latency")
+
+
+@dataclass
+class AnalysedFrame:
+    """A frame after the front stages: its detections with node features, ready to be scored.
+
+    Attributes:
+        detections: the frame's objects, ``features`` float32 [N, D] (frames without objects may
+            have none).
+        time_s: the frame's time in the video (seconds).
+        image: the BGR frame [H, W, 3] uint8, or None when images are not kept.
+        timings: seconds spent in the front stages (``decode``, ``detect``, ``features``).
+        arrived: ``time.perf_counter()`` when the frame was decoded (start of its latency).
+    """
+
+    detections: Detections
+    time_s: float
+    image: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    arrived: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class FrameResult:
+    """Scores of one frame.
+
+    Attributes:
+        frame_index: the frame's index in the video.
+        time_s: the frame's time in the video (seconds).
+        detections: its objects (``boxes`` float32 [N, 4] xyxy, ``labels``, ``features`` ...).
+        scores: float64 [N] anomaly score of each object (rows of ``detections``), as in
+            :meth:`AnoGraph.score`.
+        frame_score: the largest object score; NaN when the frame has no object.
+        timings: seconds per stage (:data:`STAGES`).
+        image: the BGR frame [H, W, 3] uint8 when images are kept, else None.
+        explanations: per object, its :class:`~stgraph.explain.Explanation` when the scorer was
+            asked to explain (``explain_top_k``), else None.
+    """
+
+    frame_index: int
+    time_s: float
+    detections: Detections
+    scores: np.ndarray
+    frame_score: float
+    timings: dict[str, float]
+    image: np.ndarray | None = None
+    explanations: list | None = None
+
+    @property
+    def has_objects(self) -> bool:
+        return len(self.detections) > 0
+
+
+class StreamScorer:
+    """Score a stream of per-frame detections with a fitted :class:`~stgraph.models.AnoGraph`.
+
+    Args:
+        model: a fitted AnoGraph (its builder, network and window radius are used).
+        radius: window radius i in frames; the latency. None: the model's radius at ``fps``
+            (``window_radius``, else ``round(fps)``, else 10), as in :meth:`AnoGraph.score`.
+            Every i >= 2 gives the same scores, so ``radius=2`` is the lowest exact latency.
+        fps: frame rate, for the default radius and for ``time_s`` of bare detections.
+        explain_top_k: also explain every object's score (:func:`stgraph.explain.explain_nodes`,
+            exact leave-one-edge-out) and keep its ``explain_top_k`` strongest edges; 0: off.
+
+    Use :meth:`push` for each frame in time order, then :meth:`flush` once at the end; each
+    returns the results that became ready (frame t's result comes out of the push of frame
+    ``t + radius``). State held: at most ``2 * radius + 1`` frames in the window and
+    ``radius + 1`` frames waiting for their result (:attr:`held_frames`).
+    """
+
+    def __init__(self, model: Any, radius: int | None = None, fps: float | None = None,
+                 explain_top_k: int = 0) -> None:
+        model._check_is_fitted("stream")
+        if radius is None:
+            radius = model._window_radius(fps)
+        if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+            raise ValueError(f"radius must be an int >= 0 (frames), got {radius!r}")
+        if isinstance(explain_top_k, bool) or not isinstance(explain_top_k, int) \
+                or explain_top_k < 0:
+            raise ValueError(f"explain_top_k must be an int >= 0, got {explain_top_k!r}")
+        self.model = model
+        self.radius = int(radius)
+        self.fps = float(fps) if fps else 25.0
+        self.explain_top_k = explain_top_k
+        self.width = int(model.n_features_in_)
+        self.window = SlidingWindowGraph(model._graph_builder(), 2 * self.radius + 1)
+        #: (push number, frame) of the frames waiting for their result, oldest first.
+        self._pending: deque[tuple[int, AnalysedFrame]] = deque()
+        self._pushed = 0                    # frames pushed so far (padding included)
+        self._last: Detections | None = None
+        self._flushed = False
+
+    @property
+    def latency_frames(self) -> int:
+        """Frames between a frame's arrival and its result (= ``radius``)."""
+        return self.radius
+
+    @property
+    def held_frames(self) -> tuple[int, int]:
+        """``(frames in the window, frames waiting for a result)``; bounded by
+        ``(2 * radius + 1, radius + 1)``."""
+        return len(self.window), len(self._pending)
+
+    def reset(self) -> None:
+        """Forget the stream (start a new video)."""
+        self.window.reset()
+        self._pending.clear()
+        self._pushed = 0
+        self._last = None
+        self._flushed = False
+
+    def _checked(self, detections: Detections) -> Detections:
+        """Detections with features of the model's width D ([0, D] for frames without objects)."""
+        if not isinstance(detections, Detections):
+            raise TypeError(f"StreamScorer.push expects Detections, got {type(detections).__name__}")
+        if detections.features is None:
+            if len(detections):
+                raise ValueError(f"frame {detections.frame_index} has {len(detections)} objects "
+                                 "but no features; attach them with the pipeline's feature "
+                                 "producer (stgraph.features)")
+            return detections.with_features(np.zeros((0, self.width), np.float32))
+        if detections.features.shape[1] != self.width:
+            raise ValueError(f"frame {detections.frame_index} has features of width "
+                             f"{detections.features.shape[1]}; the model expects {self.width}")
+        return detections
+
+    def push(self, frame: AnalysedFrame | Detections) -> list[FrameResult]:
+        """Add the next frame; return the result that became ready (none during the first
+        ``radius`` frames, then exactly one)."""
+        if self._flushed:
+            raise RuntimeError("StreamScorer was flushed; call reset() before a new stream")
+        if isinstance(frame, Detections):
+            frame = AnalysedFrame(frame, frame.frame_index / self.fps)
+        frame.detections = self._checked(frame.detections)
+        return self._advance(frame, real=True)
+
+    def flush(self) -> list[FrameResult]:
+        """End of stream: score the ``radius`` frames still waiting; returns their results.
+
+        Pushes ``radius`` empty frames (no nodes, no edges), as :meth:`AnoGraph.score` does.
+        """
+        if self._flushed or self._last is None or not self._pending:
+            self._flushed = True
+            return []
+        last, out = self._last, []
+        for k in range(self.radius):
+            pad = Detections.empty(last.frame_index + 1 + k, last.image_size, last.class_names,
+                                   self.width)
+            out += self._advance(AnalysedFrame(pad, math.nan), real=False)
+        self._flushed = True
+        return out
+
+    def _advance(self, frame: AnalysedFrame, real: bool) -> list[FrameResult]:
+        """Push one frame (a real one, or end-of-stream padding) and release the frame, if
+        any, that now has ``radius`` frames after it."""
+        t0 = time.perf_counter()
+        graph = self.window.push(frame.detections)  # validates order and width first
+        t_graph = time.perf_counter() - t0
+        number = self._pushed
+        self._pushed += 1
+        if real:
+            self._pending.append((number, frame))
+            self._last = frame.detections
+        if not self._pending or number - self._pending[0][0] < self.radius:
+            return []
+        _, centre = self._pending.popleft()
+        # The centre's nodes, in row order (nodes are ordered by frame, then row).
+        rows = torch.nonzero(graph.frame == centre.detections.frame_index).reshape(-1)
+        t1 = time.perf_counter()
+        scores = self.model._node_scores(graph)[rows].numpy().astype(np.float64)
+        t_score = time.perf_counter() - t1
+        explanations = None
+        if self.explain_top_k and len(centre.detections):
+            from stgraph.explain import explain_nodes
+            explanations = [e.top(self.explain_top_k) for e in
+                            explain_nodes(self.model, graph, rows.tolist())]
+        timings = {stage: 0.0 for stage in STAGES}
+        timings.update(centre.timings)
+        timings["graph"] = t_graph
+        timings["score"] = t_score
+        timings["latency"] = time.perf_counter() - centre.arrived
+        frame_score = float(scores.max()) if len(scores) else math.nan
+        return [FrameResult(centre.detections.frame_index, centre.time_s, centre.detections,
+                            scores, frame_score, timings, centre.image, explanations)]
+
+    def run(self, frames: Iterable[AnalysedFrame | Detections]) -> Iterator[FrameResult]:
+        """Push every frame of ``frames``, then flush: one result per frame, in order."""
+        for frame in frames:
+            yield from self.push(frame)
+        yield from self.flush()
+
+
+# ---------------------------------------------------------------------------- front stages
+def analyse_frames(detector: Any, features: Any, source: Iterable[Any],
+                   keep_images: bool = True,
+                   stop: threading.Event | None = None) -> Iterator[AnalysedFrame]:
+    """Decode, detect and attach node features, frame by frame (the pipeline's front stages).
+
+    Args:
+        detector: ``detect(image, frame_index=) -> Detections``; ``reset()`` is called first.
+        features: a feature producer, ``extract(image, detections, previous) -> [N, D]``.
+        source: frames (``Frame(index, time_s, image)``), e.g. a
+            :class:`~stgraph.io.frames.FrameSource`.
+        keep_images: keep each frame's image in the result (for overlays).
+        stop: stop early when this event is set.
+
+    Same calls in the same order as :meth:`Pipeline.extract`, so the detections are the same.
+    """
+    for stage in (detector, features):
+        if hasattr(stage, "reset"):
+            stage.reset()
+    previous: Detections | None = None
+    frames = iter(source)
+    while stop is None or not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        t1 = time.perf_counter()
+        dets = detector.detect(frame.image, frame_index=frame.index)
+        t2 = time.perf_counter()
+        dets = dets.with_features(features.extract(frame.image, dets, previous))
+        t3 = time.perf_counter()
+        previous = dets
+        yield AnalysedFrame(dets, float(frame.time_s), frame.image if keep_images else None,
+                            {"decode": t1 - t0, "detect": t2 - t1, "features": t3 - t2},
+                            arrived=t1)
+
+
+class ReadAhead:
+    """Run an iterator in a background thread, ``maxsize`` items ahead, behind a bounded queue.
+
+    Use as a context manager; leaving it (normally, on an error, on Ctrl-C) stops the thread.
+    An exception raised by the iterator is re-raised in the consumer, in order.
+
+    Args:
+        make_items: ``f(stop_event) -> iterator``; called in the thread, which sets the event
+            when the consumer goes away so the iterator can end at its next item.
+        maxsize: queue capacity (items decoded but not yet consumed); >= 1.
+    """
+
+    _DONE = object()
+
+    def __init__(self, make_items: Any, maxsize: int = 4) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
+        self._make_items = make_items
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="stgraph-read-ahead", daemon=True)
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for item in self._make_items(self.stop):
+                if not self._put((item, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._put((None, exc))
+            return
+        self._put((self._DONE, None))
+
+    def __enter__(self) -> "ReadAhead":
+        self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                item, error = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    return
+                continue
+            if error is not None:
+                raise error
+            if item is self._DONE:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop the thread (drains the queue so it is not blocked) and wait for it."""
+        self.stop.set()
+        while self._thread.is_alive():
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.05)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def analysed_stream(pipeline: Any, source: Any, keep_images: bool = True,
+                    prefetch: int = 4) -> Iterator[AnalysedFrame]:
+    """The pipeline's front stages over ``source``, in a read-ahead thread when ``prefetch > 0``."""
+    def make(stop: threading.Event | None) -> Iterator[AnalysedFrame]:
+        return analyse_frames(pipeline.detector, pipeline.features, source, keep_images, stop)
+
+    if not prefetch:
+        yield from make(None)
+        return
+    with ReadAhead(make, prefetch) as items:
+        yield from items
+
+
+def stream_pipeline(pipeline: Any, video: Any, *, radius: int | None = None,
+                    prefetch: int = 4, keep_images: bool = True,
+                    explain_top_k: int = 0) -> Iterator[FrameResult]:
+    """Generator behind :meth:`Pipeline.stream` (see there)."""
+    source = pipeline._source(video)
+    scorer = StreamScorer(pipeline.model, radius=radius, fps=source.fps,
+                          explain_top_k=explain_top_k)
+    yield from scorer.run(analysed_stream(pipeline, source, keep_images, prefetch))
