@@ -253,7 +253,7 @@ def test_fit_sets_the_learned_attributes(fitted, train_videos):
     assert bool(((fitted.s_train_ > 0) & (fitted.s_train_ < 1)).all())
     assert fitted.train_scores_.count == n_objects
     values = fitted.train_scores_.values
-    assert values.shape == (101,) and np.all(np.diff(values) >= 0) and 0 < values[0] <= values[-1] < 1
+    assert values.shape == (101,) and np.all(np.diff(values) >= 0) and 0 <= values[0] < values[-1]
     # the training scores are the scores of the training videos, summarised
     train_scores = np.concatenate([fitted.score(video)["score"] for video in train_videos])
     np.testing.assert_allclose(values, np.quantile(train_scores, np.linspace(0, 1, 101)), rtol=1e-6)
@@ -310,7 +310,10 @@ def test_score_table_rows_and_frames_without_objects(fitted, test_video):
     np.testing.assert_array_equal(table.video_frames["cam1"], np.arange(16))  # ...but is registered
     assert table["object_id"][table["frame"] == 9].tolist() == [0]
     np.testing.assert_allclose(table["x1"][table["frame"] == 0], test_video[0].boxes[:, 0])
-    assert bool(((table["score"] > 0) & (table["score"] < 1)).all())
+    assert bool((table["score"] >= 0).all()) and np.isfinite(table["score"]).all()
+    paper = copy.deepcopy(fitted)
+    paper.scoring = "discriminator"  # Eq. 5 scores are probabilities
+    assert bool(((paper.score(test_video)["score"] > 0) & (paper.score(test_video)["score"] < 1)).all())
 
 
 def test_score_graph_matches_score(fitted, test_video):
