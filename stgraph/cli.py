@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from stgraph.fileio import atomic_path, atomic_write_text
 
-__all__ = ["main", "make_detector", "make_features", "resolve_videos"]
+__all__ = ["main", "make_detector", "make_features", "resolve_videos", "read_labels"]
 
 DEFAULT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard")
 
@@ -84,8 +84,10 @@ def make_features(name: str, backbone: str | None = None) -> Any:
 
 def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
     """Videos named by a CLI path: a video file, a frame folder, a folder of videos / frame folders,
-    or a dataset root with ``training/`` and ``testing/`` (then the given split)."""
-    from stgraph.datasets.folders import DatasetError, _list_videos, load_video_folder
+    or a dataset root in any layout :func:`stgraph.datasets.load_dataset` knows (UCSD, Avenue,
+    ShanghaiTech, UCF-Crime, ``training/`` + ``testing/`` folders; then the given split)."""
+    from stgraph.datasets.folders import DatasetError, _list_videos
+    from stgraph.datasets.loader import detect_kind, load_dataset
     from stgraph.io.frames import IMAGE_EXTENSIONS
 
     p = Path(path)
@@ -96,14 +98,34 @@ def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
     if any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir() if q.is_file()):
         return [p]  # a frame folder is one video
     try:
-        ds = load_video_folder(p, require_train=False) if split == "test" else load_video_folder(p)
-        return ds.test if split == "test" else ds.train
+        kind = detect_kind(p)
     except DatasetError:
-        pass
+        kind = None
+    if kind is not None:  # a dataset root in a known layout: its errors are the user's to see
+        options = {"require_train": False} if kind == "folder" and split == "test" else {}
+        ds = load_dataset(p, kind, **options)
+        return ds.test if split == "test" else ds.train
     videos = _list_videos(p)
     if not videos:
         raise FileNotFoundError(f"no videos or frame folders found in {p}")
     return videos
+
+
+def read_labels(path: str | Path) -> dict[str, Any]:
+    """Frame labels per video: an ``.npz`` / folder of ``.npy`` / interval ``.csv`` file, or a
+    dataset root in a known layout (its test split's labels, e.g. Avenue's ``.mat`` masks)."""
+    from stgraph.datasets.folders import DatasetError, load_frame_labels
+    from stgraph.datasets.loader import detect_kind, load_dataset
+
+    p = Path(path)
+    if p.is_dir():
+        try:
+            kind = detect_kind(p)
+        except DatasetError:
+            kind = None
+        if kind is not None:
+            return load_dataset(p, kind).labels
+    return load_frame_labels(p)
 
 
 def _add_detector_args(ap: argparse.ArgumentParser) -> None:
@@ -224,11 +246,10 @@ def _read_table(path: str):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from stgraph.datasets.folders import load_frame_labels
     from stgraph.metrics import evaluate_frames
 
     table = _read_table(args.scores)
-    labels = load_frame_labels(args.labels)
+    labels = read_labels(args.labels)
     frame_scores = table.frame_scores(reduce=args.reduce, smooth=args.smooth)
     missing = sorted(set(frame_scores) - set(labels))
     if missing:
@@ -267,12 +288,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from stgraph.datasets.folders import load_frame_labels
     from stgraph.viz import plot_score_curve
 
     table = _read_table(args.scores)
     frame_scores = table.frame_scores(smooth=args.smooth)
-    labels = load_frame_labels(args.labels) if args.labels else {}
+    labels = read_labels(args.labels) if args.labels else {}
     videos = [args.video] if args.video else sorted(frame_scores)
     unknown = [v for v in videos if v not in frame_scores]
     if unknown:
@@ -344,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="frame-level AUC (micro/macro), EER, Youden table")
     e.add_argument("--scores", required=True)
-    e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video) or folder of .npy")
+    e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video), folder "
+                   "of .npy, interval .csv, or a dataset root (e.g. Avenue with its .mat masks)")
     e.add_argument("--reduce", default="max", choices=["max", "mean", "sum"])
     e.add_argument("--smooth", type=int, default=1, help="temporal mean filter width (odd)")
     e.add_argument("--out", help="write the metrics JSON here")
@@ -393,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, OSError, ImportError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, OSError, ImportError, KeyError) as exc:  # DatasetError too
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"stgraph {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -125,3 +125,24 @@ def test_bad_inputs_exit_2_with_one_line_naming_the_path(dataset, model_dir, sco
         assert main(argv) == 2, argv
         err = one_line_error(capsys)
         assert err.startswith(f"stgraph {argv[0]}: error:") and name in err, err
+
+
+def test_labels_and_videos_from_a_dataset_root(tmp_path: Path):
+    """`--labels` and `--video` accept a dataset root in a known layout, not only label files."""
+    from stgraph.cli import read_labels, resolve_videos
+
+    root = tmp_path / "cams"
+    for split, names in (("training", ["a"]), ("testing", ["b", "c"])):
+        for name in names:
+            folder = root / split / "frames" / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                cv2.imwrite(str(folder / f"{i:03d}.jpg"), np.full((16, 16, 3), 40 * i, np.uint8))
+    (root / "ground_truth").mkdir()
+    np.savez(root / "ground_truth" / "frame_labels.npz", b=np.array([0, 1, 1], np.uint8),
+             c=np.array([0, 0, 1], np.uint8))
+    labels = read_labels(root)
+    assert sorted(labels) == ["b", "c"] and labels["b"].tolist() == [0, 1, 1]
+    assert [v.name for v in resolve_videos(root, "test")] == ["b", "c"]
+    assert [v.name for v in resolve_videos(root, "train")] == ["a"]
+    np.testing.assert_array_equal(read_labels(root / "ground_truth" / "frame_labels.npz")["c"], [0, 0, 1])
