@@ -146,3 +146,15 @@ def test_labels_and_videos_from_a_dataset_root(tmp_path: Path):
     assert [v.name for v in resolve_videos(root, "test")] == ["b", "c"]
     assert [v.name for v in resolve_videos(root, "train")] == ["a"]
     np.testing.assert_array_equal(read_labels(root / "ground_truth" / "frame_labels.npz")["c"], [0, 0, 1])
+
+
+def test_make_features_joins_groups_and_rejects_unknown_ones():
+    from stgraph.cli import make_features
+
+    assert type(make_features("geometry")).__name__ == "GeometryFeatures"
+    combined = make_features("geometry+class")
+    assert [type(p).__name__ for p in combined.producers] == ["GeometryFeatures", "ClassFeatures"]
+    assert combined.dim == 8 + 81
+    for bad in ("colour", "geometry+geometry", "geometry+"):
+        with pytest.raises(ValueError, match="join groups of geometry, class, roi"):
+            make_features(bad)
