@@ -229,7 +229,7 @@ def run_demo(config: DemoConfig) -> dict:
         table = ScoreTable.concat([model.score(d, video=v.name, fps=known_fps(v.source()))
                                    for v, d in zip(tests, test_dets)])
     with timer.stage("graph"):
-        builder = model.builder
+        builder = model.graph_builder()
         graphs = [builder.build(d) for d in test_dets]
     frame_scores = table.frame_scores()
     report = evaluate_frames(frame_scores, {v.name: v.labels for v in tests})

@@ -130,7 +130,7 @@ class StreamScorer:
         self.fps = float(fps) if fps else 25.0
         self.explain_top_k = explain_top_k
         self.width = int(model.n_features_in_)
-        self.window = SlidingWindowGraph(model._graph_builder(), 2 * self.radius + 1)
+        self.window = SlidingWindowGraph(model.graph_builder(), 2 * self.radius + 1)
         #: (push number, frame) of the frames waiting for their result, oldest first.
         self._pending: deque[tuple[int, AnalysedFrame]] = deque()
         self._pushed = 0                    # frames pushed so far (padding included)

@@ -257,3 +257,18 @@ def test_annotate_features_alignment_errors(blank):
                           progress=False)
     with pytest.raises(FeatureError, match="more frames"):
         annotate_features(GeometryFeatures(), frames, [dets([[0, 0, 5, 5]], 0)], progress=False)
+
+
+def test_geometry_features_need_no_image():
+    """Detections read from a file (no frames at hand) still get geometry features."""
+    from stgraph.features import GeometryFeatures
+
+    first = Detections([[10, 20, 30, 60]], [0.9], [0], frame_index=0, image_size=(100, 200))
+    second = Detections([[14, 20, 34, 60]], [0.9], [0], frame_index=1, image_size=(100, 200))
+    producer = GeometryFeatures()
+    without = producer.extract(None, second, first.with_features(producer.extract(None, first)))
+    image = np.zeros((100, 200, 3), np.uint8)
+    with_image = producer.extract(image, second,
+                                  first.with_features(producer.extract(image, first)))
+    np.testing.assert_array_equal(without, with_image)
+    assert without[0, 0] == pytest.approx(24 / 200) and without[0, 5] == pytest.approx(4 / 200)

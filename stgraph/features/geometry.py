@@ -96,10 +96,15 @@ class GeometryFeatures(FeatureProducer):
         """Names of the output columns, in order."""
         return COLUMNS[: self.dim]
 
-    def extract(self, image: np.ndarray, detections: Detections,
+    def extract(self, image: np.ndarray | None, detections: Detections,
                 previous: Detections | None = None) -> np.ndarray:
-        """float32 [N, dim]: the columns listed in the module docstring."""
-        check_frame(image, detections, "GeometryFeatures")
+        """float32 [N, dim]: the columns listed in the module docstring.
+
+        Only the boxes and ``detections.image_size`` are used, so ``image`` may be ``None`` (e.g.
+        for detections read from a file, without the video).
+        """
+        if image is not None or not isinstance(detections, Detections):
+            check_frame(image, detections, "GeometryFeatures")
         if detections.image_size is None:
             raise FeatureError(
                 f"GeometryFeatures needs detections.image_size to normalise boxes "
