@@ -15,7 +15,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export MPLBACKEND := Agg
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench bench-ped2 bench-stream clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ test-slow: install
 
 bench: install
 	$(PY) benchmarks/graph_build.py
+
+bench-ped2: install  # needs ../shared/data; ~7 min cold, ~2 min with the detection cache
+	OMP_NUM_THREADS=1 $(PY) benchmarks/ped2_anograph.py
+
+bench-stream: install  # needs ../shared/data; ~5 min
+	OMP_NUM_THREADS=1 $(PY) benchmarks/stream.py
 
 clean:
 	rm -rf $(VENV) .cache outputs .pytest_cache
