@@ -14,7 +14,8 @@ No download and no ``../shared`` needed; about half a minute on 2 CPU cores. Ste
    standardised features, Mahalanobis score of the embeddings) on the normal clips, seeded, and
    score every object of the test clips (1 s windows);
 4. print a summary and write to ``--out``: ``graph.png`` (a 5-frame window of the object graph
-   drawn over the frame, nodes coloured by anomaly score), ``scores.csv`` (every object in every
+   drawn over the frame, nodes coloured by anomaly score), ``motion_graph.png`` (with generator
+   boxes: the graph of the motion detector's boxes on the same clip's pixels), ``scores.csv`` (every object in every
    frame), ``curve.png`` (frame scores with the ground truth shaded, one panel per test clip),
    ``overlay.png`` (the peak-score frame with boxes coloured by score), ``summary.json`` and
    ``model/`` (for the motion detector a saved :class:`~stgraph.pipeline.Pipeline`, so
@@ -158,6 +159,27 @@ def _graph_window(test_dets: Sequence, table, video, builder, path: Path, width:
             "spatial_edges": n_spatial, "temporal_edges": int(data.num_edges) - n_spatial}
 
 
+def _motion_graph(video, builder, path: Path, width: int = 5) -> dict:
+    """Run the motion detector on ``video``'s pixels and draw the object graph of ``width`` frames
+    from the middle of the clip (what the pipeline sees without the generator's boxes)."""
+    from detectors.motion import MotionRegionDetector
+    from stgraph.features import GeometryFeatures
+    from stgraph.pipeline import Pipeline
+    from stgraph.viz import draw_object_graph
+
+    detections = Pipeline(MotionRegionDetector(), GeometryFeatures(), None,
+                          progress=False).extract(video)
+    start = len(detections) // 2
+    data = builder.build(detections[start:start + width])
+    draw_object_graph(data, image=video.frames[start + width // 2], path=path,
+                      title=f"{video.name}: motion-detector boxes, frames {start}..{start + width - 1}")
+    n_spatial = int((data.edge_type == 0).sum())
+    return {"video": video.name, "frames": [start, start + width - 1],
+            "objects_per_frame": float(np.mean([len(d) for d in detections])),
+            "nodes": int(data.num_nodes), "spatial_edges": n_spatial,
+            "temporal_edges": int(data.num_edges) - n_spatial}
+
+
 def _curves(frame_scores: dict, tests: Sequence, path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -240,6 +262,8 @@ def run_demo(config: DemoConfig) -> dict:
                                peak_video, builder, out / "graph.png")
         _curves(frame_scores, tests, out / "curve.png")
         write_overlay(peak_video.source(), table, peak_video.name, out / "overlay.png")
+        motion = (_motion_graph(peak_video, builder, out / "motion_graph.png")
+                  if config.detector == "gt" else None)
         if pipe is not None:
             pipe.save(out / "model")
         else:
@@ -256,6 +280,7 @@ def run_demo(config: DemoConfig) -> dict:
         "test_graph": {"nodes": sum(int(g.num_nodes) for g in graphs), "edges": n_edges,
                        "spatial_edges": n_spatial, "temporal_edges": n_edges - n_spatial},
         "graph_png_window": {"video": peak_video.name, **window},
+        "motion_graph_png": motion,
         "metrics": {"micro_auc": report["micro_auc"], "macro_auc": report["macro_auc"],
                     "eer": report["eer"],
                     "per_video_auc": {k: v["auc"] for k, v in report["per_video"].items()},
@@ -291,6 +316,9 @@ def format_summary(summary: dict) -> str:
         "  per clip frame AUC " + ", ".join(f"{k} {100 * v:.1f}" for k, v in metrics["per_video_auc"].items()),
         "  per clip object AUC (anomalous boxes vs the rest; nan = anomalous object not detected) "
         + ", ".join(f"{100 * v:.1f}" for v in metrics["per_video_object_auc"].values()),
+        *([f"  motion   {summary['motion_graph_png']['objects_per_frame']:.1f} motion-detector boxes per "
+           f"frame on {summary['motion_graph_png']['video']}; their graph -> motion_graph.png"]
+          if summary.get("motion_graph_png") else []),
         "  time     " + ", ".join(f"{k} {v:.2f} s" for k, v in summary["timings_s"].items()),
         f"  wrote    {config['out']}/{{{','.join(summary['files'])}}}",
     ]
