@@ -184,7 +184,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.video} has no frames from index {args.start}")
     t0 = time.perf_counter()
     window_src = _FrameList([*warmup, *frames], source.fps)
-    detections = pipe._run_stages(window_src)[len(warmup):]
+    detections = pipe.detect_frames(window_src)[len(warmup):]
     t1 = time.perf_counter()
     data = ObjectGraphBuilder().build(detections)
     t2 = time.perf_counter()

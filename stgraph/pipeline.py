@@ -118,12 +118,14 @@ class Pipeline:
             cached = cache.load(key)
             if cached is not None:
                 return cached
-        detections = self._run_stages(source)
+        detections = self.detect_frames(source)
         if cache is not None and key is not None:
             cache.save(key, detections, {"video": str(path), **self._settings()})
         return detections
 
-    def _run_stages(self, source: FrameSource) -> list[Detections]:
+    def detect_frames(self, source: Iterable[Any]) -> list[Detections]:
+        """Detections with ``features`` for every frame of ``source`` (a FrameSource or any
+        iterable of ``Frame``s), never cached; ``timings_`` records the seconds per stage."""
         from tqdm.auto import tqdm
 
         for stage in (self.detector, self.features):
