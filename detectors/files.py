@@ -23,8 +23,9 @@ Two formats, chosen by the file suffix:
         header: a JSON string with ``format``, ``version``, ``video``, ``num_frames`` and
         ``class_name_sets``.
 
-Writes are atomic (temporary file in the same folder, then ``os.replace``). Reading a malformed
-file raises :class:`~detectors.base.DetectionError` naming the file (and the line for JSON lines).
+Writes are atomic (:func:`atomic_path`: temporary file in the same folder, then ``os.replace``;
+``stgraph.fileio`` re-exports it, so the whole project has one implementation). Reading a malformed file raises :class:`~detectors.base.DetectionError` naming
+the file (and the line for JSON lines).
 
 Per-box rows from anywhere (a CSV of another tool, a data frame) become per-frame ``Detections``
 with :func:`detections_from_records`.
@@ -37,14 +38,14 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from detectors.base import DetectionError, Detections
 
 __all__ = ["write_detections", "read_detections", "read_header", "detections_from_records",
-           "require_file", "RECORD_COLUMNS", "FORMAT_NAME", "FORMAT_VERSION"]
+           "require_file", "atomic_path", "RECORD_COLUMNS", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "stgraph-detections"
 FORMAT_VERSION = 1
@@ -61,25 +62,34 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     return resolved
 
 
+@contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed.
+
+    ``suffix`` (default: ``path``'s own suffix) keeps writers that choose a format by extension
+    (``np.savez``, ``cv2.imwrite``, matplotlib) happy.
+
+    Example:
+        >>> with atomic_path("scores.csv") as tmp:                # doctest: +SKIP
+        ...     tmp.write_text("video,frame,score\\n")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in _SUFFIXES:
         raise ValueError(f"cannot tell the detections format of {path}: use one of {_SUFFIXES}")
     return suffix
-
-
-@contextmanager
-def _atomic_open(path: Path, mode: str) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; it replaces ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _header(detections: Sequence[Detections], video: str | None) -> dict:
@@ -108,23 +118,15 @@ def write_detections(path: str | os.PathLike, detections: Sequence[Detections],
         raise TypeError(f"write_detections expects Detections; item {bad[0]} is "
                         f"{type(detections[bad[0]]).__name__}")
     if fmt == ".jsonl":
-        with _atomic_open(path, "w") as handle:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(_header(detections, video)) + "\n")
             for det in detections:
-                handle.write(json.dumps(_frame_record(det)) + "\n")
+                handle.write(json.dumps(det.to_dict()) + "\n")
     else:
         arrays = _pack_npz(detections, video)
-        with _atomic_open(path, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
     return path
-
-
-def _frame_record(det: Detections) -> dict:
-    """``det.to_dict()`` plus ``feature_dim`` (keeps the width of an empty frame's features)."""
-    record = det.to_dict()
-    if det.features is not None:
-        record["feature_dim"] = int(det.features.shape[1])
-    return record
 
 
 def _optional_column(detections: Sequence[Detections], name: str) -> np.ndarray | None:
@@ -205,13 +207,6 @@ def _parse_json_line(path: Path, lineno: int, line: str) -> dict | None:
     return record
 
 
-def _detections_from_record(record: dict) -> Detections:
-    if "features" in record and "feature_dim" in record:
-        features = np.asarray(record["features"], np.float32)
-        record = {**record, "features": features.reshape(-1, int(record["feature_dim"]))}
-    return Detections.from_dict(record)
-
-
 def _iter_jsonl(path: Path) -> Iterator[Detections]:
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
@@ -219,7 +214,7 @@ def _iter_jsonl(path: Path) -> Iterator[Detections]:
             if record is None or (lineno == 1 and "boxes" not in record):
                 continue  # blank line or header
             try:
-                yield _detections_from_record(record)
+                yield Detections.from_dict(record)
             except (DetectionError, TypeError, ValueError) as exc:
                 raise DetectionError(f"{path}:{lineno}: {exc}") from exc
 

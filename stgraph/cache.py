@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from detectors.base import Detections
+from detectors.files import read_detections, write_detections
 from stgraph.fileio import atomic_write_text
 
 __all__ = ["DetectionCache", "fingerprint", "settings_key"]
@@ -56,8 +57,6 @@ class DetectionCache:
 
     def load(self, key: str) -> list[Detections] | None:
         """Cached detections for ``key``, or ``None`` when absent (a corrupt entry is discarded)."""
-        from detectors.files import read_detections
-
         path = self._npz(key)
         if not path.is_file():
             return None
@@ -68,10 +67,7 @@ class DetectionCache:
             return None
 
     def save(self, key: str, detections: Sequence[Detections], description: dict | None = None) -> list[Detections]:
-        """Store ``detections`` under ``key`` (atomic) and return them."""
-        from detectors.files import write_detections
-
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Store ``detections`` under ``key`` (atomic; ``root`` is created) and return them."""
         write_detections(self._npz(key), detections)
         if description is not None:
             atomic_write_text(self.root / f"{key}.json", json.dumps(description, indent=1, default=str))

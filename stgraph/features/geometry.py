@@ -115,7 +115,7 @@ class GeometryFeatures(FeatureProducer):
         h_img, w_img = detections.image_size
         scale = np.array([w_img, h_img], np.float32)
         boxes = detections.boxes
-        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        centres = detections.centers
         sizes = boxes[:, 2:] - boxes[:, :2]
         clipped = np.maximum(sizes, 1.0)
         log_aspect = np.log(clipped[:, 1] / clipped[:, 0])

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from detectors.base import Detections
+from detectors.files import require_file
 from stgraph.features.base import FeatureError, FeatureProducer, check_frame
 
 __all__ = ["RoIAlignFeatures", "load_mobilenet_v2_features"]
@@ -56,9 +57,7 @@ def load_mobilenet_v2_features(weights: str | Path | None = None, seed: int = 0)
                 if isinstance(module, nn.Conv2d):
                     nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             return features
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"MobileNetV2 weights file not found: {path}")
+    path = require_file(weights, "MobileNetV2 weights file")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise FeatureError(f"{path} holds a {type(state).__name__}, not a state_dict")
@@ -211,7 +210,8 @@ class RoIAlignFeatures(FeatureProducer):
         counts = [len(d) for d in detections]
         backbone = self._backbone()
         if sum(counts) == 0:
-            return [np.zeros((0, self.dim), np.float32) for _ in detections]
+            dim = self.dim
+            return [np.zeros((0, dim), np.float32) for _ in detections]
         with torch.inference_mode():
             batch, sx, sy = self._prepare(images)
             feature_map = backbone(batch)  # [B, C, H'/stride, W'/stride]

@@ -71,6 +71,12 @@ def _to_bgr_uint8(image: np.ndarray, where: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _capture_fps(cap: cv2.VideoCapture) -> float | None:
+    """Frame rate an OpenCV capture reports, or ``None`` when it reports none (0, NaN, inf)."""
+    rate = cap.get(cv2.CAP_PROP_FPS)
+    return rate if rate and np.isfinite(rate) and rate > 0 else None
+
+
 class FrameSource:
     """Base class: subclasses implement ``_raw_frames()`` yielding raw BGR images in order.
 
@@ -144,8 +150,7 @@ class VideoFileSource(FrameSource):
                 raise SourceError(f"cannot read video (not a video OpenCV can decode, or empty): {self.path}")
             self._count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             if self._fps is None:
-                rate = cap.get(cv2.CAP_PROP_FPS)
-                self._fps = rate if rate and np.isfinite(rate) and rate > 0 else None
+                self._fps = _capture_fps(cap)
         finally:
             cap.release()
 
@@ -237,8 +242,7 @@ class CameraSource(FrameSource):
         if not cap.isOpened():
             raise SourceError(f"cannot open camera {self.index}")
         if self._fps is None:
-            rate = cap.get(cv2.CAP_PROP_FPS)
-            self._fps = rate if rate and rate > 0 else None
+            self._fps = _capture_fps(cap)
         try:
             n = 0
             while self.max_frames is None or n < self.max_frames:
