@@ -79,7 +79,7 @@ from stgraph.metrics import evaluate_frames  # noqa: E402
 from stgraph.region_metrics import evaluate_masks  # noqa: E402
 from stgraph.models import AnoGraph  # noqa: E402
 from stgraph.pipeline import Pipeline, component_spec  # noqa: E402
-from stgraph.scores import FrameScores, ScoreTable  # noqa: E402
+from stgraph.scores import FrameScores, ScoreTable, smooth_and_normalize  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_CACHE = REPO / ".cache" / "ped2_anograph"
@@ -270,18 +270,8 @@ def frame_scores(table: ScoreTable, settings: Settings) -> dict[str, FrameScores
 def post_process(scores: dict[str, np.ndarray], smooth: int = 1,
                  normalize: bool = False) -> dict[str, np.ndarray]:
     """Per-video temporal mean filter (odd width) and min-max scaling, as ScoreTable does."""
-    from scipy.ndimage import uniform_filter1d
-
-    out = {}
-    for name, values in scores.items():
-        values = np.asarray(values, np.float64)
-        if smooth > 1:
-            values = uniform_filter1d(values, size=smooth, mode="nearest")
-        if normalize:
-            span = values.max() - values.min()
-            values = (values - values.min()) / span if span > 0 else np.zeros_like(values)
-        out[name] = values
-    return out
+    return {name: smooth_and_normalize(values, smooth, normalize)
+            for name, values in scores.items()}
 
 
 def metrics(scores: dict, labels: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -94,8 +94,8 @@ def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
     """Videos named by a CLI path: a video file, a frame folder, a folder of videos / frame folders,
     or a dataset root in any layout :func:`stgraph.datasets.load_dataset` knows (UCSD, Avenue,
     ShanghaiTech, UCF-Crime, ``training/`` + ``testing/`` folders; then the given split)."""
-    from stgraph.datasets.folders import DatasetError, _list_videos
-    from stgraph.datasets.loader import detect_kind, load_dataset
+    from stgraph.datasets.folders import _list_videos
+    from stgraph.datasets.loader import load_dataset
     from stgraph.io.frames import IMAGE_EXTENSIONS
 
     p = Path(path)
@@ -105,10 +105,7 @@ def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
         raise FileNotFoundError(f"no such video file or folder: {p}")
     if any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir() if q.is_file()):
         return [p]  # a frame folder is one video
-    try:
-        kind = detect_kind(p)
-    except DatasetError:
-        kind = None
+    kind = _dataset_kind(p)
     if kind is not None:  # a dataset root in a known layout: its errors are the user's to see
         options = {"require_train": False} if kind == "folder" and split == "test" else {}
         ds = load_dataset(p, kind, **options)
@@ -119,20 +116,27 @@ def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
     return videos
 
 
+def _dataset_kind(folder: Path) -> str | None:
+    """The dataset layout of ``folder`` (:func:`stgraph.datasets.detect_kind`), None if unknown."""
+    from stgraph.datasets.folders import DatasetError
+    from stgraph.datasets.loader import detect_kind
+
+    try:
+        return detect_kind(folder)
+    except DatasetError:
+        return None
+
+
 def read_labels(path: str | Path) -> dict[str, Any]:
     """Frame labels per video: an ``.npz`` / folder of ``.npy`` / interval ``.csv`` file, or a
     dataset root in a known layout (its test split's labels, e.g. Avenue's ``.mat`` masks)."""
-    from stgraph.datasets.folders import DatasetError, load_frame_labels
-    from stgraph.datasets.loader import detect_kind, load_dataset
+    from stgraph.datasets.folders import load_frame_labels
+    from stgraph.datasets.loader import load_dataset
 
     p = Path(path)
-    if p.is_dir():
-        try:
-            kind = detect_kind(p)
-        except DatasetError:
-            kind = None
-        if kind is not None:
-            return load_dataset(p, kind).labels
+    kind = _dataset_kind(p) if p.is_dir() else None
+    if kind is not None:
+        return load_dataset(p, kind).labels
     return load_frame_labels(p)
 
 
@@ -312,7 +316,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         path = out if len(videos) == 1 else out.with_name(f"{out.stem}_{name}{out.suffix}")
         fs = frame_scores[name]
         lab = labels.get(name)
-        plot_score_curve(fs.frames, fs.scores, labels=None if lab is None else lab[fs.frames],
+        lab = None if lab is None else fs.labels_at(lab, name)  # clear error if labels too short
+        plot_score_curve(fs.frames, fs.scores, labels=lab,
                          path=path, title=f"{name}: frame anomaly score")
         print(f"score curve -> {path}")
     if args.overlay:

@@ -176,7 +176,11 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, flo
     Returns:
         (eer in [0, 1], threshold in score units).
     """
-    fpr, tpr, thresholds = roc_curve_points(scores, labels)
+    return _eer_on_roc(*roc_curve_points(scores, labels))
+
+
+def _eer_on_roc(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
+    """:func:`equal_error_rate` on a ROC [K] from :func:`roc_curve_points`."""
     gap = fpr - (1.0 - tpr)
     after = int(np.argmax(gap >= 0))  # first ROC point at or past the crossing (gap[0] = -1 < 0)
     before = after - 1
@@ -198,7 +202,12 @@ def youden(scores: np.ndarray, labels: np.ndarray) -> dict:
         are flagged; counts are ints, rates and accuracy floats.
     """
     scores, labels = _check_pair(scores, labels, "youden")
-    fpr, tpr, thresholds = roc_curve_points(scores, labels)
+    return _youden_on_roc(scores, labels, *roc_curve_points(scores, labels))
+
+
+def _youden_on_roc(scores: np.ndarray, labels: np.ndarray, fpr: np.ndarray, tpr: np.ndarray,
+                   thresholds: np.ndarray) -> dict:
+    """:func:`youden` of checked ``scores`` float64 [T] / ``labels`` int64 [T], given their ROC."""
     best = 1 + int(np.argmax((tpr - fpr)[1:]))  # skip the inf threshold (nothing flagged)
     flagged = scores >= thresholds[best]
     anomalous = labels == 1
@@ -229,14 +238,15 @@ def evaluate_frames(frame_scores: Mapping[str, FrameScoresLike],
     per_video_auc = _per_video_auc(pairs)
     scores, pooled_labels = _pooled(pairs)
     _require_both_classes(pooled_labels, "evaluate_frames (all videos pooled)")
-    eer, eer_threshold = equal_error_rate(scores, pooled_labels)
+    roc = roc_curve(pooled_labels, scores, drop_intermediate=False)  # computed once, used twice
+    eer, eer_threshold = _eer_on_roc(*roc)
     n_anomalous = int(pooled_labels.sum())
     return {
         "micro_auc": float(roc_auc_score(pooled_labels, scores)),
         "macro_auc": _mean_over_videos(per_video_auc),
         "eer": eer,
         "eer_threshold": eer_threshold,
-        "youden": youden(scores, pooled_labels),
+        "youden": _youden_on_roc(scores, pooled_labels, *roc),
         "per_video": {video: {"auc": per_video_auc[video], "frames": int(lab.shape[0]),
                               "anomalous": int(lab.sum())} for video, (_, lab) in pairs.items()},
         "n_videos": len(pairs),

@@ -140,11 +140,11 @@ def link_tracks(frames: np.ndarray, boxes: np.ndarray, min_iou: float = 0.0) -> 
     if not 0.0 <= min_iou < 1.0:
         raise ValueError(f"link_tracks: min_iou must be in [0, 1), got {min_iou}")
     order = np.argsort(frames, kind="stable")
+    unique_frames, starts = np.unique(frames[order], return_index=True)
     tracks = np.full(frames.shape[0], -1, np.int64)
     next_id = 0
     previous_rows, previous_frame = np.zeros(0, np.int64), None
-    for frame in np.unique(frames):
-        rows = order[frames[order] == frame]
+    for frame, rows in zip(unique_frames, np.split(order, starts[1:])):  # rows of each frame
         if previous_frame == frame - 1 and previous_rows.size:
             iou = box_iou(boxes[previous_rows], boxes[rows])
             pick_prev, pick_cur = linear_sum_assignment(-iou)
@@ -310,9 +310,13 @@ def _match(det_keys: np.ndarray, det_boxes: np.ndarray, det_scores: np.ndarray,
     of its frame, and the highest score among the detections overlapping each region (-inf)."""
     det_is_fp = np.ones(det_keys.shape[0], bool)
     region_score = np.full(gt_keys.shape[0], -np.inf)
-    for key in np.intersect1d(det_keys, gt_keys):
-        det_rows = np.flatnonzero(det_keys == key)
-        gt_rows = np.flatnonzero(gt_keys == key)
+    keys = np.intersect1d(det_keys, gt_keys)
+    det_order, gt_order = np.argsort(det_keys, kind="stable"), np.argsort(gt_keys, kind="stable")
+    det_sorted, gt_sorted = det_keys[det_order], gt_keys[gt_order]
+    bounds = zip(*(np.searchsorted(ordered, keys, side) for ordered in (det_sorted, gt_sorted)
+                   for side in ("left", "right")))
+    for det_lo, det_hi, gt_lo, gt_hi in bounds:  # one frame with detections and regions
+        det_rows, gt_rows = det_order[det_lo:det_hi], gt_order[gt_lo:gt_hi]
         hit = box_iou(det_boxes[det_rows], gt_boxes[gt_rows]) >= iou_threshold  # [n, m]
         det_is_fp[det_rows] = ~hit.any(axis=1)
         region_score[gt_rows] = np.where(hit, det_scores[det_rows, None], -np.inf).max(axis=0)

@@ -42,7 +42,7 @@ from detectors.files import require_file
 from stgraph.fileio import atomic_path, atomic_write_text
 
 __all__ = ["ScoreTable", "FrameScores", "ScoreTableError", "REQUIRED_COLUMNS", "FORMAT_NAME",
-           "FORMAT_VERSION"]
+           "FORMAT_VERSION", "smooth_and_normalize"]
 
 FORMAT_NAME = "stgraph.ScoreTable"
 FORMAT_VERSION = 1
@@ -197,6 +197,11 @@ def _check_frame_options(empty: str | float, smooth: int) -> None:
                  and not isinstance(empty, bool))
     if not (empty == "min" if isinstance(empty, str) else is_number and np.isfinite(empty)):
         raise ScoreTableError(f"empty must be 'min' or a finite number, got {empty!r}")
+    _check_smooth(smooth)
+
+
+def _check_smooth(smooth: int) -> None:
+    """Validate ``smooth`` (odd int >= 1)."""
     is_int = isinstance(smooth, (int, np.integer)) and not isinstance(smooth, bool)
     if not (is_int and smooth >= 1 and smooth % 2 == 1):
         raise ScoreTableError(f"smooth must be an odd int >= 1 (window width in frames), "
@@ -208,6 +213,26 @@ def _min_max(scores: np.ndarray) -> np.ndarray:
     if scores.size == 0 or scores.max() == scores.min():
         return np.zeros_like(scores)
     return (scores - scores.min()) / (scores.max() - scores.min())
+
+
+def smooth_and_normalize(scores: np.ndarray, smooth: int = 1,
+                         normalize: bool = False) -> np.ndarray:
+    """Post-process one video's frame scores float [T] as :meth:`ScoreTable.frame_scores` does
+    (its steps 3 and 4): a temporal mean filter of odd width ``smooth``, the edges padded with
+    the first/last score, then, with ``normalize``, min-max scaling to [0, 1] (a constant array
+    gives zeros). For score arrays that do not come from a table (e.g. frame baselines).
+
+    Returns:
+        float64 [T].
+
+    Raises:
+        ScoreTableError: ``smooth`` is not an odd int >= 1.
+    """
+    _check_smooth(smooth)
+    scores = np.asarray(scores, np.float64)
+    if smooth > 1:
+        scores = uniform_filter1d(scores, size=int(smooth), mode="nearest")
+    return _min_max(scores) if normalize else scores
 
 
 # ---------------------------------------------------------------------------- column helpers
@@ -531,9 +556,7 @@ class ScoreTable:
             if not np.all(np.isfinite(scores)):
                 raise ScoreTableError(f"reduce={reduce!r} gave a NaN or inf frame score "
                                       f"in video {video!r}")
-            if smooth > 1:
-                scores = uniform_filter1d(scores, size=int(smooth), mode="nearest")
-            out[video] = FrameScores(frames, _min_max(scores) if normalize else scores)
+            out[video] = FrameScores(frames, smooth_and_normalize(scores, smooth, normalize))
         return out
 
     # ------------------------------------------------------------------ export

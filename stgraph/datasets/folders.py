@@ -260,14 +260,3 @@ def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.nda
     check_videos(ds.train + ds.test, problems)
     raise_problems(root, problems)
     return ds
-
-
-def select(items: Sequence[VideoItem], names: Sequence[str] | None) -> list[VideoItem]:
-    """Items whose name is in ``names`` (all when ``None``); unknown names raise :class:`DatasetError`."""
-    if names is None:
-        return list(items)
-    known = {v.name: v for v in items}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise DatasetError(f"unknown videos {missing}; available: {sorted(known)}")
-    return [known[n] for n in names]
