@@ -147,12 +147,10 @@ class AlarmTracker:
     @property
     def active(self) -> bool:
         """Whether an event is open and already long enough to be reported (for a live banner)."""
-        return self._open is not None and \
-            self._open.end_frame - self._open.start_frame + 1 >= self.min_duration
+        return self._long_enough(self._open)
 
-    @property
-    def open_event(self) -> _OpenEvent | None:
-        return self._open
+    def _long_enough(self, event: _OpenEvent | None) -> bool:
+        return event is not None and event.end_frame - event.start_frame + 1 >= self.min_duration
 
     def update(self, frame: int, time_s: float, score: float,
                objects: Sequence[dict] = ()) -> list[AlarmEvent]:
@@ -197,9 +195,7 @@ class AlarmTracker:
 
     def _close(self) -> list[AlarmEvent]:
         event, self._open = self._open, None
-        if event is None or event.end_frame - event.start_frame + 1 < self.min_duration:
-            return []
-        return [event.finish(self.video, self.threshold)]
+        return [event.finish(self.video, self.threshold)] if self._long_enough(event) else []
 
     def close(self) -> list[AlarmEvent]:
         """End of stream: the open event, if long enough."""

@@ -140,6 +140,13 @@ def _extractor(config: DemoConfig, model: Any, timer: _Timer):
     return extract_motion, pipe
 
 
+def _graph_counts(data) -> dict:
+    """Nodes, spatial edges and temporal edges of a built object graph."""
+    n_spatial = int((data.edge_type == 0).sum())
+    return {"nodes": int(data.num_nodes), "spatial_edges": n_spatial,
+            "temporal_edges": int(data.num_edges) - n_spatial}
+
+
 def _graph_window(test_dets: Sequence, table, video, builder, path: Path, width: int = 5) -> dict:
     """Draw the ``width``-frame object graph around the peak frame; returns its counts."""
     from stgraph.viz import draw_object_graph
@@ -154,9 +161,7 @@ def _graph_window(test_dets: Sequence, table, video, builder, path: Path, width:
     draw_object_graph(data, image=video.frames[start + width // 2], path=path,
                       node_color=node_scores if len(node_scores) == data.num_nodes else None,
                       title=f"{video.name}: frames {start}..{start + width - 1}, nodes coloured by score")
-    n_spatial = int((data.edge_type == 0).sum())
-    return {"frames": [start, start + width - 1], "nodes": int(data.num_nodes),
-            "spatial_edges": n_spatial, "temporal_edges": int(data.num_edges) - n_spatial}
+    return {"frames": [start, start + width - 1], **_graph_counts(data)}
 
 
 def _motion_graph(video, builder, path: Path, width: int = 5) -> dict:
@@ -173,11 +178,9 @@ def _motion_graph(video, builder, path: Path, width: int = 5) -> dict:
     data = builder.build(detections[start:start + width])
     draw_object_graph(data, image=video.frames[start + width // 2], path=path,
                       title=f"{video.name}: motion-detector boxes, frames {start}..{start + width - 1}")
-    n_spatial = int((data.edge_type == 0).sum())
     return {"video": video.name, "frames": [start, start + width - 1],
             "objects_per_frame": float(np.mean([len(d) for d in detections])),
-            "nodes": int(data.num_nodes), "spatial_edges": n_spatial,
-            "temporal_edges": int(data.num_edges) - n_spatial}
+            **_graph_counts(data)}
 
 
 def _curves(frame_scores: dict, tests: Sequence, path: Path) -> None:
@@ -268,8 +271,7 @@ def run_demo(config: DemoConfig) -> dict:
             pipe.save(out / "model")
         else:
             model.save(out / "model")
-    n_edges = sum(int(g.num_edges) for g in graphs)
-    n_spatial = sum(int((g.edge_type == 0).sum()) for g in graphs)
+    counts = [_graph_counts(g) for g in graphs]
     summary = {
         "config": asdict(config),
         "data": {"train_clips": [v.name for v in train], "test_clips": [v.name for v in tests],
@@ -277,8 +279,10 @@ def run_demo(config: DemoConfig) -> dict:
                  "anomalous_test_frames": int(sum(v.labels.sum() for v in tests))},
         "objects": {"train": sum(len(d) for dets in train_dets for d in dets),
                     "test": int(len(table))},
-        "test_graph": {"nodes": sum(int(g.num_nodes) for g in graphs), "edges": n_edges,
-                       "spatial_edges": n_spatial, "temporal_edges": n_edges - n_spatial},
+        "test_graph": {"nodes": sum(c["nodes"] for c in counts),
+                       "edges": sum(c["spatial_edges"] + c["temporal_edges"] for c in counts),
+                       "spatial_edges": sum(c["spatial_edges"] for c in counts),
+                       "temporal_edges": sum(c["temporal_edges"] for c in counts)},
         "graph_png_window": {"video": peak_video.name, **window},
         "motion_graph_png": motion,
         "metrics": {"micro_auc": report["micro_auc"], "macro_auc": report["macro_auc"],

@@ -163,7 +163,7 @@ def explain_nodes(model: Any, graph: Data, nodes: Iterable[int]) -> list[Explana
     model's encoder, up to :data:`MAX_BATCH_EDGES` edges.
     """
     model._check_is_fitted("explain")
-    net = model.model_.cpu().eval()
+    net = model.model_.eval()  # left on its device: a stream scores and explains on the same one
     scoring = getattr(model, "scoring", "discriminator")
     edge_index, weight, edge_type = _edge_inputs(graph)
     n_nodes = int(graph.num_nodes)
@@ -214,10 +214,12 @@ def _explain_group(net: Any, scoring: str, x: Tensor, edge_index: Tensor, weight
         types.append(edge_type[edges][kept])
         readout.append(offset + torch.arange(c + 1) * n + centre)
         offset += (c + 1) * n
-    h = net.encode(torch.cat(xs), torch.cat(indices, dim=1), torch.cat(weights), torch.cat(types))
+    device = net.feature_mean.device
+    h = net.encode(torch.cat(xs).to(device), torch.cat(indices, dim=1).to(device),
+                   torch.cat(weights).to(device), torch.cat(types).to(device))
     out = []
     for (node, edges, *_), rows in zip(group, readout):
-        scores = _scores_of_embeddings(net, scoring, h[rows]).double()
+        scores = _scores_of_embeddings(net, scoring, h[rows.to(device)]).double().cpu()
         delta = (scores[0] - scores[1:]).numpy()
         order = np.argsort(-np.abs(delta), kind="stable")
         targets, srcs = edge_index[0, edges].numpy()[order], edge_index[1, edges].numpy()[order]

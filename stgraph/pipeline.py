@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import importlib
 import json
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
-
-import numpy as np
 
 from detectors.base import Detections
 from stgraph.fileio import atomic_write_text
@@ -42,8 +39,7 @@ def component_spec(obj: Any) -> dict:
     """``{"class": "module.Class", "params": obj.get_params()}``: enough to rebuild ``obj``."""
     if not hasattr(obj, "get_params"):
         raise TypeError(f"{type(obj).__name__} has no get_params(); it cannot be saved in a pipeline")
-    cls = type(obj)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": obj.get_params()}
+    return {"class": component_class(obj), "params": obj.get_params()}
 
 
 def build_component(spec: dict) -> Any:
@@ -128,26 +124,20 @@ class Pipeline:
         iterable of ``Frame``s), never cached; ``timings_`` records the seconds per stage."""
         from tqdm.auto import tqdm
 
-        for stage in (self.detector, self.features):
-            if hasattr(stage, "reset"):
-                stage.reset()
+        from stgraph.stream import analyse_frames
+
         try:
             total = len(source)
         except TypeError:
             total = None
+        frames = tqdm(source, total=total, desc=f"extract {video_name(source)}", unit="frame",
+                      disable=not self.progress, leave=False)
         out: list[Detections] = []
-        previous: Detections | None = None
         t_detect = t_features = 0.0
-        for frame in tqdm(source, total=total, desc=f"extract {video_name(source)}", unit="frame",
-                          disable=not self.progress, leave=False):
-            t0 = time.perf_counter()
-            dets = self.detector.detect(frame.image, frame_index=frame.index)
-            t1 = time.perf_counter()
-            dets = dets.with_features(self.features.extract(frame.image, dets, previous))
-            t_features += time.perf_counter() - t1
-            t_detect += t1 - t0
-            out.append(dets)
-            previous = dets
+        for item in analyse_frames(self.detector, self.features, frames, keep_images=False):
+            out.append(item.detections)
+            t_detect += item.timings["detect"]
+            t_features += item.timings["features"]
         self.timings_ = {"frames": len(out), "detect_s": t_detect, "features_s": t_features}
         if not out:
             raise ValueError(f"video {video_name(source)} yielded no frames")
@@ -225,6 +215,7 @@ class Pipeline:
 
 
 def component_class(obj: Any) -> str:
+    """``"module.Class"`` of ``obj``: how saved specs name a class."""
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -234,8 +225,3 @@ def known_fps(source: FrameSource) -> float | None:
     source does not know its rate (``FrameSource.fps`` then only reports a 25 fps default)."""
     rate = getattr(source, "_fps", None)
     return float(rate) / getattr(source, "stride", 1) if rate else None
-
-
-def frames_to_array(video: Any, resize: tuple[int, int] | None = None) -> np.ndarray:
-    """All frames of a short video as [T, H, W, 3] uint8 (for plots and overlays)."""
-    return np.stack([f.image for f in open_source(video, resize=resize)])

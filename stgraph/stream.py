@@ -38,6 +38,7 @@ import torch
 
 from detectors.base import Detections
 from stgraph.graphs.window import SlidingWindowGraph
+from stgraph.models.anograph import frame_with_features
 
 __all__ = ["FrameResult", "AnalysedFrame", "StreamScorer", "ReadAhead", "analyse_frames",
            "stream_pipeline", "STAGES"]
@@ -91,10 +92,6 @@ class FrameResult:
     timings: dict[str, float]
     image: np.ndarray | None = None
     explanations: list | None = None
-
-    @property
-    def has_objects(self) -> bool:
-        return len(self.detections) > 0
 
 
 class StreamScorer:
@@ -160,16 +157,7 @@ class StreamScorer:
         """Detections with features of the model's width D ([0, D] for frames without objects)."""
         if not isinstance(detections, Detections):
             raise TypeError(f"StreamScorer.push expects Detections, got {type(detections).__name__}")
-        if detections.features is None:
-            if len(detections):
-                raise ValueError(f"frame {detections.frame_index} has {len(detections)} objects "
-                                 "but no features; attach them with the pipeline's feature "
-                                 "producer (stgraph.features)")
-            return detections.with_features(np.zeros((0, self.width), np.float32))
-        if detections.features.shape[1] != self.width:
-            raise ValueError(f"frame {detections.frame_index} has features of width "
-                             f"{detections.features.shape[1]}; the model expects {self.width}")
-        return detections
+        return frame_with_features(detections, self.width, f"frame {detections.frame_index}")
 
     def push(self, frame: AnalysedFrame | Detections) -> list[FrameResult]:
         """Add the next frame; return the result that became ready (none during the first
@@ -251,7 +239,8 @@ def analyse_frames(detector: Any, features: Any, source: Iterable[Any],
         keep_images: keep each frame's image in the result (for overlays).
         stop: stop early when this event is set.
 
-    Same calls in the same order as :meth:`Pipeline.extract`, so the detections are the same.
+    :meth:`Pipeline.extract` (``detect_frames``) runs this same loop, so batch and stream see
+    the same detections.
     """
     for stage in (detector, features):
         if hasattr(stage, "reset"):

@@ -13,12 +13,12 @@ files next to their targets and renamed when finished; the events file is append
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from stgraph.alarms import DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_threshold
+from stgraph.fileio import atomic_path
 from stgraph.scores import REQUIRED_COLUMNS
 from stgraph.stream import FrameResult, StreamScorer, analysed_stream
 
@@ -37,13 +38,6 @@ __all__ = ["watch", "OverlayRenderer", "ScoreCsvWriter", "VideoWriter", "FOURCC"
 #: Video codec by file extension.
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 RED, WHITE, GREY = (40, 40, 230), (255, 255, 255), (150, 150, 150)
-
-
-def _temp_next_to(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    return Path(tmp)
 
 
 class VideoWriter:
@@ -56,19 +50,20 @@ class VideoWriter:
                              f"{sorted(FOURCC)}")
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 25.0
         self.frames = 0
-        self._tmp: Path | None = None
+        self._staged = contextlib.ExitStack()  # the atomic_path of the file being written
         self._writer: Any = None
 
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
-            self._tmp = _temp_next_to(self.path)
+            tmp = self._staged.enter_context(atomic_path(self.path))
             h, w = image.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(tmp), fourcc, self.fps, (w, h))
             if not self._writer.isOpened():
-                self._tmp.unlink(missing_ok=True)
-                raise OSError(f"OpenCV cannot write video {self.path} (codec "
-                              f"{FOURCC[self.path.suffix.lower()]!r})")
+                self._writer = None
+                with self._staged:  # the error removes the temporary file
+                    raise OSError(f"OpenCV cannot write video {self.path} (codec "
+                                  f"{FOURCC[self.path.suffix.lower()]!r})")
         self._writer.write(image)
         self.frames += 1
 
@@ -77,7 +72,7 @@ class VideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            os.replace(self._tmp, self.path)
+            self._staged.close()
 
 
 class ScoreCsvWriter:
@@ -90,8 +85,9 @@ class ScoreCsvWriter:
     def __init__(self, path: str | Path, video: str) -> None:
         self.path = Path(path)
         self.video = video
-        self._tmp = _temp_next_to(self.path)
-        self._handle = open(self._tmp, "w", newline="", encoding="utf-8")
+        self._staged = contextlib.ExitStack()
+        self._handle = open(self._staged.enter_context(atomic_path(self.path)), "w", newline="",
+                            encoding="utf-8")
         self._csv = csv.writer(self._handle)
         self._csv.writerow(REQUIRED_COLUMNS)
 
@@ -110,7 +106,7 @@ class ScoreCsvWriter:
     def close(self) -> None:
         if not self._handle.closed:
             self._handle.close()
-            os.replace(self._tmp, self.path)
+            self._staged.close()  # renames the finished file into place
 
 
 class OverlayRenderer:

@@ -66,7 +66,8 @@ from stgraph.models.base import (
 from stgraph.scores import ScoreTable
 
 __all__ = ["AnoGraphDGI", "train_dgi", "training_summary", "AnoGraph", "EXACT_RADIUS", "SCORINGS",
-           "embedding_moments", "mahalanobis_distances", "cross_fitted_distances"]
+           "embedding_moments", "mahalanobis_distances", "cross_fitted_distances",
+           "frame_with_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -486,19 +487,26 @@ def _feature_width(videos: Sequence[Sequence[Detections]]) -> int:
 
 def _with_features(frames: Sequence[Detections], width: int, where: str) -> list[Detections]:
     """``frames`` with features of width ``width`` everywhere (frames without objects: [0, D])."""
-    out = []
-    for position, frame in enumerate(frames):
-        name = f"{where}: frame {frame.frame_index} (position {position})"
-        if frame.features is None:
-            if len(frame):
-                raise ValueError(f"{name} has {len(frame)} objects but no features; attach them "
-                                 "with stgraph.features.annotate_features")
-            frame = frame.with_features(np.zeros((0, width), np.float32))
-        elif frame.features.shape[1] != width:
-            raise ValueError(f"{name} has features of width {frame.features.shape[1]}; expected "
-                             f"{width} (the width the model was fitted with)")
-        out.append(frame)
-    return out
+    return [frame_with_features(frame, width,
+                                f"{where}: frame {frame.frame_index} (position {position})")
+            for position, frame in enumerate(frames)]
+
+
+def frame_with_features(frame: Detections, width: int, name: str) -> Detections:
+    """``frame`` with features [N, width] (a frame without objects and features gets [0, width]).
+
+    Raises ValueError, naming the frame as ``name``, when it has objects but no features or
+    features of another width.
+    """
+    if frame.features is None:
+        if len(frame):
+            raise ValueError(f"{name} has {len(frame)} objects but no features; attach them "
+                             "with stgraph.features.annotate_features")
+        return frame.with_features(np.zeros((0, width), np.float32))
+    if frame.features.shape[1] != width:
+        raise ValueError(f"{name} has features of width {frame.features.shape[1]}; expected "
+                         f"{width} (the width the model was fitted with)")
+    return frame
 
 
 def _feature_moments(graphs: Sequence[Data], width: int) -> tuple[Tensor, Tensor]:
@@ -514,6 +522,11 @@ def _feature_moments(graphs: Sequence[Data], width: int) -> tuple[Tensor, Tensor
     mean = total / max(count, 1)
     variance = (squares / max(count, 1) - mean * mean).clamp_min(0)
     return mean.float(), variance.sqrt().float()
+
+
+def _on_device(tensor: Tensor, device: torch.device) -> bool:
+    """Whether ``tensor`` lives on ``device`` (``"cuda"`` without an index: any CUDA device)."""
+    return tensor.device.type == device.type and device.index in (None, tensor.device.index)
 
 
 def _split_by_frame(values: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
@@ -710,8 +723,16 @@ class AnoGraph(BaseModel):
         return ScoreTable.from_detections(video, frames, scores)
 
     def _graph_on_device(self, data: Data) -> tuple[Tensor | None, ...]:
+        """The graph's inputs on ``device``, with the network there in eval mode.
+
+        Called once per scored graph (every frame of a stream), so the network is moved only
+        when it is not on ``device`` already (``nn.Module.to`` walks every tensor).
+        """
         device = resolve_device(self.device)
-        self.model_.to(device).eval()
+        if not _on_device(self.model_.feature_mean, device):
+            self.model_.to(device)
+        if self.model_.training:
+            self.model_.eval()
         return tuple(t if t is None else t.to(device) for t in _graph_inputs(data))
 
     @torch.no_grad()
