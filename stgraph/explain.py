@@ -47,7 +47,8 @@ class Explanation:
         node: the object's node id in the graph.
         frame: its frame index; ``object_id``: its row in that frame's detections.
         score: its score on the graph.
-        target: int64 [E] builder edge ``(target, source)``: ``target`` aggregates from ``source``.
+        target: int64 [E], the PyG target of each edge: it aggregates from ``source``
+            (graph edge ``(source, target)``, weight ``A[target, source]``).
         source: int64 [E].
         edge_type: int64 [E], 0 spatial, 1 temporal.
         weight: float32 [E], the edge weight ``A[target, source]``.
@@ -96,13 +97,14 @@ class Explanation:
 def _message_targets(model: Any, edge_index: Tensor, edge_type: Tensor) -> tuple[Tensor, Tensor]:
     """For each builder edge, the nodes whose aggregation it enters: ``(edge ids, nodes)``.
 
-    Edge (i, j) enters i; with ``symmetric`` a temporal edge also enters j (its reverse copy).
+    The PyG edge (j, i) enters its target i; with ``symmetric`` a temporal edge also enters j
+    (its reverse copy).
     """
     ids = torch.arange(edge_index.size(1))
     if not model.model_.symmetric:
-        return ids, edge_index[0]
+        return ids, edge_index[1]
     temporal = edge_type == TEMPORAL
-    return torch.cat([ids, ids[temporal]]), torch.cat([edge_index[0], edge_index[1, temporal]])
+    return torch.cat([ids, ids[temporal]]), torch.cat([edge_index[1], edge_index[0, temporal]])
 
 
 def _edge_inputs(graph: Data) -> tuple[Tensor, Tensor, Tensor]:
@@ -126,8 +128,8 @@ def _neighbourhood(node: int, edge_index: Tensor, edge_ids: Tensor,
     a node of S (its aggregation or its degree).
     """
     into_node = edge_ids[enters == node]
-    sources = torch.where(edge_index[0, into_node] == node, edge_index[1, into_node],
-                          edge_index[0, into_node])
+    sources = torch.where(edge_index[1, into_node] == node, edge_index[0, into_node],
+                          edge_index[1, into_node])
     region = torch.unique(torch.cat([torch.tensor([node]), sources]))
     edges = torch.unique(edge_ids[torch.isin(enters, region)])
     local_nodes, local_index = torch.unique(
@@ -222,7 +224,7 @@ def _explain_group(net: Any, scoring: str, x: Tensor, edge_index: Tensor, weight
         scores = _scores_of_embeddings(net, scoring, h[rows.to(device)]).double().cpu()
         delta = (scores[0] - scores[1:]).numpy()
         order = np.argsort(-np.abs(delta), kind="stable")
-        targets, srcs = edge_index[0, edges].numpy()[order], edge_index[1, edges].numpy()[order]
+        targets, srcs = edge_index[1, edges].numpy()[order], edge_index[0, edges].numpy()[order]
         neighbour = np.where(targets == node, srcs, targets)
         out.append(Explanation(
             node, int(frame[node]), int(object_id[node]), float(scores[0]), targets, srcs,
@@ -320,7 +322,8 @@ def draw_explanation(graph: Data, explanation: Explanation, image: np.ndarray | 
     pairs = [(local[int(t)], local[int(s)]) for t, s in zip(top.target, top.source)]
     sub = Data(box=torch.from_numpy(shifted).float(),
                frame=torch.as_tensor(np.asarray(graph.frame)[nodes]),
-               edge_index=torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T,
+               edge_index=torch.tensor([(s, t) for t, s in pairs],
+                                       dtype=torch.long).reshape(-1, 2).T,
                edge_type=torch.as_tensor(top.edge_type), edge_weight=torch.as_tensor(top.weight),
                num_nodes=len(nodes))
     title = (f"why object {explanation.object_id} of frame {explanation.frame}: "

@@ -38,7 +38,7 @@ def without_edge(graph: Data, edge: int) -> Data:
 
 
 def edge_id(graph: Data, target: int, source: int) -> int:
-    match = (graph.edge_index[0] == target) & (graph.edge_index[1] == source)
+    match = (graph.edge_index[1] == target) & (graph.edge_index[0] == source)
     return int(match.nonzero()[0, 0])
 
 
@@ -66,7 +66,7 @@ def test_deltas_are_exact_and_top_edge_matters_more_than_a_random_one(model_and_
         assert abs(rescored[0]) > 0
         # Any edge not listed leaves the score unchanged.
         listed = {(int(t), int(s)) for t, s in zip(explanation.target, explanation.source)}
-        others = [e for e, (t, s) in enumerate(graph.edge_index.T.tolist()) if (t, s) not in listed]
+        others = [e for e, (s, t) in enumerate(graph.edge_index.T.tolist()) if (t, s) not in listed]
         for edge in rng.choice(others, size=min(5, len(others)), replace=False):
             changed = model.score_graph(without_edge(graph, int(edge)))[node]
             assert float(changed) == pytest.approx(float(full[node]), abs=1e-6)

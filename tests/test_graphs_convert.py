@@ -62,11 +62,12 @@ def test_networkx_view_of_nodes_and_edges(graph):
     src, dst = graph.edge_index[:, e].tolist()
     weight = pytest.approx(float(graph.edge_weight[e]))
     assert g.edges[src, dst] == {"weight": weight, "edge_type": 1}
-    # the weighted out-degree of every node is 1 per block it has rows in
-    out_weight = dict(g.out_degree(weight="weight"))
-    blocks = {(s, k) for s, k in zip(graph.edge_index[0].tolist(), graph.edge_type.tolist())}
+    # the weighted in-degree of every node (it aggregates over its in-edges, a row of A) is 1
+    # per block it has rows in
+    in_weight = dict(g.in_degree(weight="weight"))
+    blocks = {(t, k) for t, k in zip(graph.edge_index[1].tolist(), graph.edge_type.tolist())}
     for n in g.nodes:
-        assert out_weight[n] == pytest.approx(sum(1 for s, _ in blocks if s == n), abs=1e-5)
+        assert in_weight[n] == pytest.approx(sum(1 for t, _ in blocks if t == n), abs=1e-5)
 
 
 def test_empty_graph_round_trip_keeps_shapes():

@@ -48,9 +48,12 @@ def softmax_row(*values: float) -> torch.Tensor:
 
 
 def dense(graph, edge_type: int | None = None) -> torch.Tensor:
-    """[N, N] adjacency A[i, j] from the sparse graph (optionally one edge type only)."""
+    """[N, N] adjacency A[i, j] from the sparse graph (optionally one edge type only).
+
+    The graph's edges are in PyG order (source j, target i) with weight A[i, j], so the dense
+    matrix is built from the flipped edge index."""
     keep = graph.edge_type >= 0 if edge_type is None else graph.edge_type == edge_type
-    return to_dense_adj(graph.edge_index[:, keep], edge_attr=graph.edge_weight[keep],
+    return to_dense_adj(graph.edge_index[:, keep].flip(0), edge_attr=graph.edge_weight[keep],
                         max_num_nodes=graph.num_nodes)[0]
 
 
@@ -127,8 +130,9 @@ def test_hand_computed_weights_nodes_and_edge_order(two_frames):
 
     spatial = [[0, 0], [0, 1], [1, 0], [1, 1]] + [[i, j] for i in (2, 3, 4) for j in (2, 3, 4)]
     temporal = [[i, j] for i in (0, 1) for j in (2, 3, 4)]
-    assert graph.edge_index.t().tolist() == sorted(spatial + temporal)  # canonical (src, dst) order
-    kinds = dict(zip(map(tuple, graph.edge_index.t().tolist()), graph.edge_type.tolist()))
+    # PyG order: edge (source j, target i) for A[i, j]; listed sorted by (target, source)
+    assert graph.edge_index.t().tolist() == [[j, i] for i, j in sorted(spatial + temporal)]
+    kinds = dict(zip(map(tuple, graph.edge_index.flip(0).t().tolist()), graph.edge_type.tolist()))
     assert {pair for pair, kind in kinds.items() if kind == 1} == set(map(tuple, temporal))
     assert graph.edge_index.dtype == torch.int64 and graph.edge_type.dtype == torch.int64
     assert graph.edge_weight.dtype == torch.float32
@@ -144,10 +148,10 @@ def test_hand_computed_weights_nodes_and_edge_order(two_frames):
 
 def test_rows_of_every_block_sum_to_one():
     graph = ObjectGraphBuilder().build(random_frames(np.random.default_rng(0), [3, 5, 0, 4, 1]))
-    sums = torch.zeros(graph.num_nodes, 2).index_put_((graph.edge_index[0], graph.edge_type),
+    sums = torch.zeros(graph.num_nodes, 2).index_put_((graph.edge_index[1], graph.edge_type),
                                                       graph.edge_weight, accumulate=True)
     has = torch.zeros(graph.num_nodes, 2, dtype=torch.bool)
-    has[graph.edge_index[0], graph.edge_type] = True
+    has[graph.edge_index[1], graph.edge_type] = True
     torch.testing.assert_close(sums[has], torch.ones(int(has.sum())))
     # temporal rows: frames 0 -> 1 only (frame 2 is empty, frame 3 -> 4 has objects on both sides)
     assert has[:, 1].nonzero().flatten().tolist() == [0, 1, 2, 8, 9, 10, 11]
@@ -208,7 +212,7 @@ def test_iou_threshold_drops_pairs_but_keeps_self(two_frames):
     # without self loops, a row whose pairs all fall below the threshold has no edges at all
     builder = ObjectGraphBuilder(iou_threshold=0.3, self_loops=False, temporal=False)
     graph = builder.build(two_frames)
-    assert graph.edge_index.t().tolist() == [[0, 1], [1, 0]]
+    assert graph.edge_index.t().tolist() == [[1, 0], [0, 1]]
 
 
 def test_knn_keeps_largest_scores(two_frames):
@@ -327,3 +331,18 @@ def test_build_does_not_share_memory_with_detections(two_frames):
     two_frames[0].boxes[0, 0] = 99.0
     two_frames[0].features[0, 0] = 99.0
     assert graph.box[0, 0] == 0.0 and graph.x[0, 0] == 1.0
+
+
+def test_pyg_layer_on_builder_graph_computes_a_times_x():
+    """Any PyG layer on the builder's Data computes the paper's A·X (issue 9, part 5)."""
+    from torch_geometric.nn import SimpleConv
+
+    frames = [Detections(np.array([[0, 0, 10, 10]], np.float32), np.ones(1, np.float32),
+                         np.zeros(1, np.int64), frame_index=t, image_size=(20, 20),
+                         features=np.ones((1, 2), np.float32)) for t in range(2)]
+    graph = ObjectGraphBuilder().build(frames)
+    # one object per frame: S_t = [1] (self loop), T_0 = [1]; A = [[1, 1], [0, 1]]
+    x = torch.tensor([[1.0], [10.0]])
+    out = SimpleConv(aggr="sum")(x, graph.edge_index, graph.edge_weight)
+    assert out.reshape(-1).tolist() == [11.0, 10.0]
+    assert torch.equal(dense(graph), torch.tensor([[1.0, 1.0], [0.0, 1.0]]))

@@ -97,10 +97,10 @@ def identity_network(symmetric: bool) -> AnoGraphDGI:
     return net
 
 
-# builder convention: (0, 0) spatial self loop of weight 0.5, (0, 1) temporal of weight 1 = node 0
-# aggregates from node 1, (1, 1) spatial self loop of weight 0.5.
+# PyG order (source, target): (0, 0) spatial self loop of weight 0.5, (1, 0) temporal of weight 1
+# = node 0 aggregates from node 1, (1, 1) spatial self loop of weight 0.5.
 TWO_NODES = dict(x=torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
-                 edge_index=torch.tensor([[0, 0, 1], [0, 1, 1]]),
+                 edge_index=torch.tensor([[0, 1, 1], [0, 0, 1]]),
                  edge_weight=torch.tensor([0.5, 1.0, 0.5]), edge_type=torch.tensor([0, 1, 0]))
 
 

@@ -84,9 +84,10 @@ def to_networkx(data: Data, image_ids: Mapping[int, Hashable] | Sequence[Hashabl
 def from_networkx(g: "nx.Graph") -> Data:
     """``Data`` from a networkx graph; the inverse of :func:`to_networkx`.
 
-    Nodes are renumbered 0..N-1 in ``g``'s node order; edges come grouped by source node in that
-    order (for graphs from :class:`~stgraph.graphs.ObjectGraphBuilder`, whose edges are sorted by
-    ``(src, dst)``, the original order). Attributes listed in ``g.graph["pyg_schema"]`` get their
+    Nodes are renumbered 0..N-1 in ``g``'s node order; edges come grouped by target node in that
+    order, each target's edges in the order they were added (for graphs from
+    :class:`~stgraph.graphs.ObjectGraphBuilder`, whose edges are sorted by ``(target, source)``,
+    the original order). Attributes listed in ``g.graph["pyg_schema"]`` get their
     recorded dtype and shape; others become tensors when numeric (Python floats -> float32, ints ->
     int64, numpy arrays keep their dtype) and lists otherwise. An undirected graph gets both
     directions of each edge.
@@ -100,7 +101,7 @@ def from_networkx(g: "nx.Graph") -> Data:
         g = g.to_directed()
     schema = g.graph.get(SCHEMA_KEY, {})
     position = {node: i for i, node in enumerate(g.nodes)}
-    edges = list(g.edges(data=True))
+    edges = [edge for node in g.nodes for edge in g.in_edges(node, data=True)]
     edge_index = torch.tensor([[position[u] for u, _, _ in edges],
                                [position[v] for _, v, _ in edges]], dtype=torch.long)
     edge_index = edge_index.reshape(2, len(edges))
@@ -126,7 +127,7 @@ def from_networkx(g: "nx.Graph") -> Data:
 def _check_unique_edges(edge_index: Tensor, num_nodes: int) -> None:
     pair_ids = edge_index[0] * max(num_nodes, 1) + edge_index[1]
     if torch.unique(pair_ids).numel() != pair_ids.numel():
-        raise ValueError("data lists some (src, dst) edge more than once; a networkx DiGraph "
+        raise ValueError("data lists some (source, target) edge more than once; a networkx DiGraph "
                          "holds one edge per pair (coalesce the graph first)")
 
 

@@ -9,13 +9,17 @@ Every detected object of every frame is a node. The adjacency ``A = G_st`` is bl
     S_t[i, j] = exp(IoU(b_i, b_j)) / sum_k exp(IoU(b_i, b_k))     k over the objects of frame t
     T_t[i, j] = exp(cos(x_i, x_j)) / sum_k exp(cos(x_i, x_k))     k over the objects of frame t+1
 
-so every row of every block sums to 1. The graph is returned sparse, as a PyG ``Data`` whose edge
-``(i, j)`` carries ``A[i, j]``; edges are listed in the canonical order sorted by ``(src, dst)``
-(PyG's coalesced order: for each node its spatial edges, then its temporal ones).
+so every row of every block sums to 1. Row i of ``A`` says how node i aggregates: ``(A·X)_i =
+sum_j A[i, j] x_j``. The graph is returned sparse, as a PyG ``Data`` in PyG's message-passing
+order: ``edge_index[:, e] = (j, i)`` (source j, target i) carries ``edge_weight[e] = A[i, j]``, so
+any PyG layer applied to the ``Data`` computes the paper's ``A·X`` (e.g. ``SimpleConv(aggr="sum")``
+gives ``sum_j A[i, j] x_j`` at node i). A temporal edge therefore points from a node of frame t+1
+to a node of frame t (frame t aggregates from frame t+1, the block ``T_t``). Edges are listed
+sorted by ``(target, source)``: for each target node its spatial edges, then its temporal ones.
 
 All blocks are computed at once, densely, on frames padded to ``[frames, max objects, ...]``
 (``ObjectGraphBuilder._spatial_weights`` / ``_temporal_weights``, memory O(T * M^2) for M the
-largest object count); ``build`` reads its edges from them directly in ``(src, dst)`` order.
+largest object count); ``build`` reads its edges from them directly in ``(target, source)`` order.
 :class:`~stgraph.graphs.window.SlidingWindowGraph` computes only the newest blocks with the same
 functions, gets them as :class:`EdgeBlock` through :meth:`ObjectGraphBuilder.spatial_blocks` /
 :meth:`ObjectGraphBuilder.temporal_blocks`, and joins them with :func:`merge_blocks` and
@@ -44,7 +48,8 @@ __all__ = ["GraphBuildError", "EdgeBlock", "ObjectGraphBuilder", "check_frames",
 SPATIAL = 0
 """``edge_type`` of an edge inside one frame (IoU softmax, Eq. 1)."""
 TEMPORAL = 1
-"""``edge_type`` of an edge from frame t to the next frame of the list (cosine softmax, Eq. 2)."""
+"""``edge_type`` of an edge between frame t and the next frame of the list (cosine softmax, Eq. 2):
+the node of frame t aggregates from the node of frame t + 1, so the PyG edge points t + 1 -> t."""
 
 
 class GraphBuildError(ValueError):
@@ -52,17 +57,18 @@ class GraphBuildError(ValueError):
 
 
 class EdgeBlock(NamedTuple):
-    """Edges whose sources lie in one frame, with ids counted from that frame's first node.
+    """Entries ``A[row, col]`` of the rows of one frame, with ids counted from its first node.
 
-    ``src`` int64 [E] is the row of the source object in its frame; ``dst`` int64 [E] is the row
-    of the target counted from the same origin (a spatial target j of frame t is ``j``, a
-    temporal target j of frame t + 1 is ``N_t + j``), so adding the frame's first node id to both
-    gives global ids. ``weight`` float32 [E] is ``A[src, dst]``; ``edge_type`` int64 [E] is 0
-    (spatial) or 1 (temporal). Edges are sorted by ``(src, dst)``.
+    ``row`` int64 [E] is the aggregating object (the PyG *target*) in its frame; ``col`` int64 [E]
+    is the object it aggregates from (the PyG *source*), counted from the same origin (a spatial
+    neighbour j of frame t is ``j``, a temporal neighbour j of frame t + 1 is ``N_t + j``), so
+    adding the frame's first node id to both gives global ids. ``weight`` float32 [E] is
+    ``A[row, col]``; ``edge_type`` int64 [E] is 0 (spatial) or 1 (temporal). Entries are sorted
+    by ``(row, col)``. :func:`graph_data` turns them into PyG edges ``(col, row)``.
     """
 
-    src: Tensor
-    dst: Tensor
+    row: Tensor
+    col: Tensor
     weight: Tensor
     edge_type: Tensor
 
@@ -209,15 +215,15 @@ def _row_softmax(scores: Tensor, candidates: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------------------- sparse edges
 def _sparse_blocks(weight: Tensor, candidates: Tensor, edge_type: int,
-                   dst_start: Tensor | None = None) -> list[EdgeBlock]:
+                   col_start: Tensor | None = None) -> list[EdgeBlock]:
     """Dense blocks (weight float64, candidates bool) [B, M, K] -> B :class:`EdgeBlock`.
 
-    ``dst_start`` int64 [B] is added to the targets of block b (``N_t`` for temporal blocks).
+    ``col_start`` int64 [B] is added to the columns of block b (``N_t`` for temporal blocks).
     """
     batch, row, col = candidates.nonzero(as_tuple=True)
     values = weight[batch, row, col].float()
-    if dst_start is not None:
-        col = col + dst_start[batch]
+    if col_start is not None:
+        col = col + col_start[batch]
     sizes = torch.bincount(batch, minlength=weight.shape[0]).tolist()
     parts = (row, col, values, torch.full_like(row, edge_type))
     return [EdgeBlock(*block) for block in zip(*(t.split(sizes) for t in parts))]
@@ -225,11 +231,11 @@ def _sparse_blocks(weight: Tensor, candidates: Tensor, edge_type: int,
 
 def _graph_edges(spatial: tuple[Tensor, Tensor], temporal: tuple[Tensor, Tensor],
                  counts: Sequence[int]) -> EdgeBlock:
-    """All edges of G_st with global ids, in ``(src, dst)`` order, from the dense blocks.
+    """All entries of G_st with global ids, in ``(row, col)`` order, from the dense blocks.
 
     ``spatial`` = (weight float64 [T, M, M], candidates bool [T, M, M]); ``temporal`` the same
     with T - 1 blocks. With each frame's temporal block placed right of its spatial block,
-    [T, M, 2M], the row-major order of the candidates is the ``(src, dst)`` order.
+    [T, M, 2M], the row-major order of the candidates is the ``(row, col)`` order.
     """
     (s_weight, s_keep), (t_weight, t_keep) = spatial, temporal
     num_frames, width = s_weight.shape[:2]
@@ -240,29 +246,29 @@ def _graph_edges(spatial: tuple[Tensor, Tensor], temporal: tuple[Tensor, Tensor]
     starts = torch.tensor(first_node_ids(counts), dtype=torch.long)
     next_starts = starts + torch.tensor(counts, dtype=torch.long)
     is_temporal = col >= width
-    dst_start = torch.where(is_temporal, next_starts[frame] - width, starts[frame])
-    return EdgeBlock(starts[frame] + row, dst_start + col, weight[frame, row, col].float(),
+    col_start = torch.where(is_temporal, next_starts[frame] - width, starts[frame])
+    return EdgeBlock(starts[frame] + row, col_start + col, weight[frame, row, col].float(),
                      is_temporal.long())
 
 
 def offset_blocks(blocks: Sequence[EdgeBlock], starts: Sequence[int]) -> EdgeBlock:
     """One block with global ids: block k is shifted by ``starts[k]`` (its frame's first node id).
 
-    Sorted by ``(src, dst)`` when the blocks are (one block per frame, frames in order).
+    Sorted by ``(row, col)`` when the blocks are (one block per frame, frames in order).
     """
     if not blocks:
         return EdgeBlock.empty()
-    return EdgeBlock(torch.cat([b.src + s for b, s in zip(blocks, starts)]),
-                     torch.cat([b.dst + s for b, s in zip(blocks, starts)]),
+    return EdgeBlock(torch.cat([b.row + s for b, s in zip(blocks, starts)]),
+                     torch.cat([b.col + s for b, s in zip(blocks, starts)]),
                      torch.cat([b.weight for b in blocks]),
                      torch.cat([b.edge_type for b in blocks]))
 
 
 def merge_blocks(spatial: EdgeBlock, temporal: EdgeBlock) -> EdgeBlock:
-    """Spatial and temporal edges with the same id origin, merged into ``(src, dst)`` order.
+    """Spatial and temporal entries with the same id origin, merged into ``(row, col)`` order.
 
-    Both inputs are sorted by ``(src, dst)`` and a node's spatial targets (its own frame) come
-    before its temporal ones (the next frame), so a stable sort by ``src`` suffices.
+    Both inputs are sorted by ``(row, col)`` and a row's spatial columns (its own frame) come
+    before its temporal ones (the next frame), so a stable sort by ``row`` suffices.
     """
     merged = [torch.cat(pair) for pair in zip(spatial, temporal)]
     order = torch.argsort(merged[0], stable=True)
@@ -270,8 +276,11 @@ def merge_blocks(spatial: EdgeBlock, temporal: EdgeBlock) -> EdgeBlock:
 
 
 def graph_data(nodes: dict[str, Tensor], edges: EdgeBlock) -> Data:
-    """``Data`` from per-node tensors (:func:`node_tensors`) and edges with global ids."""
-    return Data(edge_index=torch.stack([edges.src, edges.dst]), edge_weight=edges.weight,
+    """``Data`` from per-node tensors (:func:`node_tensors`) and entries of A with global ids.
+
+    Entry ``A[row, col]`` becomes the PyG edge ``(col, row)``: source ``col``, target ``row``.
+    """
+    return Data(edge_index=torch.stack([edges.col, edges.row]), edge_weight=edges.weight,
                 edge_type=edges.edge_type, num_nodes=nodes["box"].shape[0], **nodes)
 
 
@@ -309,9 +318,9 @@ class ObjectGraphBuilder:
         """Graph of ``frames``: one ``Detections`` with ``features`` [N_t, D] per frame, in order.
 
         Returns a ``Data`` with ``x`` float32 [N, D], ``box`` float32 [N, 4], ``det_score``
-        float32 [N], ``label`` / ``frame`` / ``object_id`` int64 [N], ``edge_index`` int64 [2, E],
-        ``edge_weight`` float32 [E] (``A[src, dst]``) and ``edge_type`` int64 [E] (0 spatial,
-        1 temporal). Frames without objects add no nodes and break the temporal chain; no frames
+        float32 [N], ``label`` / ``frame`` / ``object_id`` int64 [N], ``edge_index`` int64 [2, E]
+        in PyG order (source j, target i), ``edge_weight`` float32 [E] (``A[i, j]``) and
+        ``edge_type`` int64 [E] (0 spatial, 1 temporal). Frames without objects add no nodes and break the temporal chain; no frames
         give an empty graph (N = 0).
         """
         frames = check_frames(frames)
@@ -328,11 +337,11 @@ class ObjectGraphBuilder:
     def temporal_blocks(self, x: Tensor, counts: Sequence[int]) -> list[EdgeBlock]:
         """Temporal block T_t of each consecutive pair (Eq. 2): x float32 [N, D] -> T - 1 blocks.
 
-        Block t holds the edges from frame t to frame t + 1, targets counted from frame t's
-        first node (see :class:`EdgeBlock`).
+        Block t holds the entries ``T_t[i, j]`` (i in frame t aggregates from j in frame t + 1),
+        columns counted from frame t's first node (see :class:`EdgeBlock`).
         """
         return _sparse_blocks(*self._temporal_weights(x, counts), TEMPORAL,
-                              dst_start=torch.tensor(counts[:-1], dtype=torch.long))
+                              col_start=torch.tensor(counts[:-1], dtype=torch.long))
 
     def _spatial_weights(self, boxes: Tensor, counts: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Dense spatial blocks: weight float64 [T, M, M] and candidates bool [T, M, M]."""

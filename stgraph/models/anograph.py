@@ -94,8 +94,7 @@ class AnoGraphDGI(nn.Module):
     Shapes (N nodes, E edges, B graphs in a mini-batch, D = ``in_dim``, H = ``hidden``)::
 
         x            float32 [N, D]  node features
-        edge_index   int64   [2, E]  builder convention: (i, j) = node i aggregates from node j
-                                     (entry A[i, j]); flipped here for PyG message passing
+        edge_index   int64   [2, E]  PyG order: edge (j, i) = node i aggregates from node j
         edge_weight  float32 [E]     A[i, j] (None: all ones)
         edge_type    int64   [E]     0 spatial, 1 temporal (needed only when ``symmetric``)
         batch        int64   [N]     graph of each node, sorted as in PyG batches (None: one graph)
@@ -164,10 +163,10 @@ class AnoGraphDGI(nn.Module):
 
     def message_edges(self, edge_index: Tensor, edge_weight: Tensor | None,
                       edge_type: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """PyG edges (source → target) for the builder's adjacency: ``[2, E']``, ``[E']``.
+        """The edges the GCN aggregates over: ``[2, E']``, ``[E']``.
 
-        Reverses every edge (i aggregates from j, so j sends to i). When ``symmetric``, first adds
-        the reverse of each temporal edge, with the same weight.
+        The builder's edges are already in PyG order (source → target). When ``symmetric``, the
+        reverse of each temporal edge is added, with the same weight.
         """
         if self.symmetric:
             if edge_type is None:
@@ -176,7 +175,7 @@ class AnoGraphDGI(nn.Module):
             edge_index = torch.cat([edge_index, edge_index[:, temporal].flip(0)], dim=1)
             if edge_weight is not None:
                 edge_weight = torch.cat([edge_weight, edge_weight[temporal]])
-        return edge_index.flip(0), edge_weight
+        return edge_index, edge_weight
 
     def encode(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
                edge_type: Tensor | None = None) -> Tensor:
