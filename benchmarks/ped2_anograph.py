@@ -78,7 +78,7 @@ from stgraph.graphs import ObjectGraphBuilder  # noqa: E402
 from stgraph.metrics import evaluate_frames  # noqa: E402
 from stgraph.region_metrics import evaluate_masks  # noqa: E402
 from stgraph.models import AnoGraph  # noqa: E402
-from stgraph.pipeline import Pipeline, component_spec  # noqa: E402
+from stgraph.pipeline import Pipeline, settings_of  # noqa: E402
 from stgraph.scores import FrameScores, ScoreTable, smooth_and_normalize  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -141,9 +141,9 @@ class Extracted:
 
 def cache_key(item: VideoItem, pipe: Pipeline) -> str:
     """Key of a video's entry: its files and every setting except thread counts."""
-    detector = component_spec(pipe.detector)
+    detector = settings_of(pipe.detector)
     detector["params"] = {k: v for k, v in detector["params"].items() if k != "num_threads"}
-    return settings_key(fingerprint(item.path), detector, component_spec(pipe.features),
+    return settings_key(fingerprint(item.path), detector, settings_of(pipe.features),
                         pipe.resize, pipe.stride)
 
 
@@ -162,8 +162,8 @@ def extract_split(pipe: Pipeline, items: Sequence[VideoItem], cache: DetectionCa
             for name, value in pipe.timings_.items():
                 totals[name] += value
             cache.save(key, detections, {"video": str(item.path), "timings": pipe.timings_,
-                                         "detector": component_spec(pipe.detector),
-                                         "features": component_spec(pipe.features)})
+                                         "detector": settings_of(pipe.detector),
+                                         "features": settings_of(pipe.features)})
         else:
             cached += 1
         videos[item.name] = detections
@@ -640,8 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                    else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {**settings.as_dict(), "extract_conf": args.extract_conf,
-                     "detector": component_spec(detector),
-                     "features_extracted": component_spec(pipe.features),
+                     "detector": settings_of(detector),
+                     "features_extracted": settings_of(pipe.features),
                      "train_window": run.model.train_window,
                      "frame_score": "max over objects per frame; frames without objects get the "
                                     "video's lowest frame score"},

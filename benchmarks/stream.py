@@ -7,7 +7,7 @@
    features, graph, score; latency = decode to result, including the ``radius``-frame wait) and
    end-to-end frames per second.
 2. Memory: ``--long`` frames (default 10,000) of synthetic detections (walkers with box-geometry
-   features, no rendering) through :class:`stgraph.stream.StreamScorer`; the process RSS is
+   features, no rendering) through :class:`stgraph.stream.GraphStreamScorer`; the process RSS is
    sampled every 500 frames and must not grow.
 
 Usage::
@@ -34,7 +34,7 @@ from detectors.base import Detections
 from stgraph.fileio import atomic_write_text
 from stgraph.io.frames import ArraySource, open_source
 from stgraph.models import AnoGraph
-from stgraph.stream import STAGES, StreamScorer
+from stgraph.stream import STAGES, GraphStreamScorer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STGRAPH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -122,7 +122,7 @@ def memory_stream(n_frames: int, radius: int, sample_every: int = 500) -> dict:
     model = AnoGraph(hidden=64, epochs=3, window_radius=radius, progress=False)
     model.fit([list(synthetic_frames(200, seed=1))])
     process = psutil.Process()
-    scorer = StreamScorer(model)
+    scorer = GraphStreamScorer(model)
     rss: list[tuple[int, float]] = []
     # Preallocated, so that recording the timings does not itself grow the process.
     graph, score, done, held = np.zeros(n_frames), np.zeros(n_frames), 0, (0, 0)

@@ -204,6 +204,12 @@ class MotionRegionDetector(BaseDetector):
         return Detections(boxes, scores, np.zeros(len(boxes), np.int64), frame_index=frame_index,
                           image_size=frame_size, class_names=self.class_names)
 
+    @property
+    def warmup_frames(self) -> int:
+        """Frames the detector must see before it can box anything (``clip_length - 1``): a
+        pipeline that starts mid-video feeds it these earlier frames first."""
+        return max(0, int(self.clip_length) - 1)
+
     def reset(self) -> None:
         """Empty the clip buffer (start of a new video)."""
         self._clip.clear()

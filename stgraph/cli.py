@@ -1,8 +1,10 @@
 """``stgraph`` console script.
 
     stgraph graph --video PATH --detector motion|yolox [--weights PATH] --out graph.pt --plot graph.png
-    stgraph fit   --train DIR  --detector yolox --weights PATH --out model/
-    stgraph score --model model/ --video PATH_OR_DIR --out scores.csv
+    stgraph fit   --train DIR  [--method anograph] --detector yolox --weights PATH --out model/
+    stgraph fit   --train DIR  --method frame_difference --detector none --out model/
+    stgraph fit   --train DIR  --method NAME --labels video_labels.csv --param key=value ...
+    stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
                   [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
@@ -24,9 +26,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
-from stgraph.fileio import atomic_path, atomic_write_text
+from stgraph.fileio import atomic_path, atomic_write_text, check_output_dir, check_output_file
 
-__all__ = ["main", "make_detector", "make_features", "resolve_videos", "read_labels"]
+__all__ = ["main", "make_detector", "make_features", "make_model", "parse_params",
+           "resolve_videos", "read_labels"]
 
 DEFAULT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard")
 
@@ -46,7 +49,12 @@ def _setup_env() -> None:
 def make_detector(name: str, weights: str | None = None, classes: Sequence[str] | None = None,
                   conf: float | None = None) -> Any:
     """Detector by CLI name: ``motion`` (no weights), ``yolox`` (ONNX file), ``ultralytics`` (.pt/.yaml),
-    ``torchvision`` (Faster R-CNN state_dict, optional)."""
+    ``torchvision`` (Faster R-CNN state_dict, optional), ``none`` (no detector: frame-level
+    methods)."""
+    if name == "none":
+        return None
+    if conf is not None and not (isinstance(conf, (int, float)) and 0 < conf <= 1):
+        raise ValueError(f"--conf must be a confidence in (0, 1], got {conf}")
     if name == "motion":
         from detectors.motion import MotionRegionDetector
         return MotionRegionDetector()
@@ -66,7 +74,8 @@ def make_detector(name: str, weights: str | None = None, classes: Sequence[str] 
     if name == "torchvision":
         from detectors.torchvision_rcnn import TorchvisionDetector
         return TorchvisionDetector(weights, **kw)
-    raise ValueError(f"unknown detector {name!r}; choose motion, yolox, ultralytics or torchvision")
+    raise ValueError(f"unknown detector {name!r}; choose none, motion, yolox, ultralytics or "
+                     "torchvision")
 
 
 #: Feature groups by CLI name (``--features geometry+class``), in the order they are concatenated.
@@ -140,25 +149,124 @@ def read_labels(path: str | Path) -> dict[str, Any]:
     return load_frame_labels(p)
 
 
-def _add_detector_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--detector", default="yolox", choices=["motion", "yolox", "ultralytics", "torchvision"])
+def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> None:
+    ap.add_argument("--detector", default=default,
+                    choices=["none", "motion", "yolox", "ultralytics", "torchvision"],
+                    help="object detector; 'none' for frame-level methods")
     ap.add_argument("--weights", help="detector weights file (YOLOX .onnx, ultralytics .pt/.yaml, ...)")
     ap.add_argument("--classes", nargs="*", default=None,
                     help=f"class names to keep (default for COCO detectors: {' '.join(DEFAULT_CLASSES)})")
     ap.add_argument("--conf", type=float, default=None, help="detector confidence threshold")
-    ap.add_argument("--features", default="geometry+class",
-                    help="node features: '+'-joined groups of geometry, class, roi (default "
-                         "geometry+class, the best on UCSD Ped2, see the README)")
+    ap.add_argument("--features", default=None,
+                    help="node features for object-level methods: '+'-joined groups of "
+                         "geometry, class, roi (default geometry+class, the best on UCSD Ped2, "
+                         "see the README)")
     ap.add_argument("--backbone", help="MobileNetV2 weights for RoI features (random init if omitted)")
     ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")
-    ap.add_argument("--stride", type=int, default=1, help="use every N-th frame")
+    ap.add_argument("--stride", type=_positive_int, default=1, help="use every N-th frame")
+
+
+def _add_range_args(ap: argparse.ArgumentParser, frames_default: int | None = None) -> None:
+    ap.add_argument("--start", type=_frame_index, default=0,
+                    help="first frame index of each video (output keeps the original numbers)")
+    ap.add_argument("--frames", type=_positive_int, default=frames_default,
+                    help="number of frames per video" + ("" if frames_default else
+                                                          " (default: to the end)"))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _frame_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frame index >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a frame index must be >= 0, got {value}")
+    return value
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a confidence must be in (0, 1], got {value}")
+    return value
+
+
+def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["epochs=8", "lambdas=[1,2]", "name=x"]`` -> ``{"epochs": 8, "lambdas": [1, 2],
+    "name": "x"}``: JSON values where they parse, else strings."""
+    params: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param expects key=value, got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        params[key.strip()] = value
+    return params
+
+
+def make_model(method: str, params: dict[str, Any]) -> Any:
+    """An unfitted estimator of a registered method, with ``params`` on top of its defaults."""
+    from stgraph.registry import lookup, names
+
+    try:
+        cls = lookup("model", method)
+    except ValueError:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(names('model'))}") \
+            from None
+    known = cls.defaults()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"method {method} has no parameter(s) {unknown}; its parameters are "
+                         f"{', '.join(known)}")
+    return cls(**params)
 
 
 def _detector_from(args: argparse.Namespace) -> Any:
     classes = args.classes
-    if classes is None and args.detector != "motion":
+    if classes is None and args.detector not in ("motion", "none"):
         classes = DEFAULT_CLASSES
     return make_detector(args.detector, args.weights, classes, args.conf)
+
+
+def _features_from(args: argparse.Namespace, model: Any) -> Any:
+    """The node-feature producer for object-level models (None for frame-level ones)."""
+    if getattr(model, "consumes", "detections") != "detections":
+        if args.features is not None:
+            raise ValueError(f"--features is for object-level methods; {type(model).__name__} "
+                             "scores frames")
+        return None
+    return make_features(args.features or "geometry+class", args.backbone)
+
+
+def _video_labels(path: str, videos: Sequence[Any]) -> list[int]:
+    """Video-level labels of ``videos`` from a ``video,label`` CSV / JSON file (see
+    :func:`stgraph.datasets.labels.read_video_labels`)."""
+    from stgraph.datasets.labels import read_video_labels
+    from stgraph.pipeline import video_name
+
+    labels = read_video_labels(path)
+    names = [video_name(v) for v in videos]
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise ValueError(f"{path} has no label for training video(s) {missing[:5]}"
+                         f"{' ...' if len(missing) > 5 else ''}")
+    return [labels[n] for n in names]
 
 
 # ---------------------------------------------------------------------------- commands
@@ -166,74 +274,88 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import torch
 
     from stgraph.graphs import ObjectGraphBuilder
-    from stgraph.io import open_source
+    from stgraph.models.anograph import SPARSE_GRAPH
     from stgraph.pipeline import Pipeline
 
+    out = check_output_file(args.out, "--out")
+    plot = check_output_file(args.plot, "--plot") if args.plot else None
+    if args.model:
+        builder = _model_builder(args.model)
+        form = f"the graph of {args.model}"
+    else:
+        builder = ObjectGraphBuilder(**(SPARSE_GRAPH if args.graph == "sparse" else {}))
+        form = f"{args.graph} graph"
     detector = _detector_from(args)
-    features = make_features(args.features, args.backbone)
-    pipe = Pipeline(detector, features, model=None, resize=tuple(args.resize) if args.resize else None,
+    if detector is None:
+        raise ValueError("stgraph graph builds object graphs: choose a --detector")
+    features = make_features(args.features or "geometry+class", args.backbone)
+    pipe = Pipeline(detector, features, resize=tuple(args.resize) if args.resize else None,
                     stride=args.stride, progress=not args.quiet)
-    source = open_source(args.video, resize=pipe.resize, stride=pipe.stride)
-    # a detector that needs past frames (motion: clip_length - 1) sees them before the window
-    warmup: deque = deque(maxlen=max(0, int(getattr(detector, "clip_length", 1)) - 1))
-    frames = []
-    for frame in source:
-        if frame.index < args.start:
-            warmup.append(frame)
-            continue
-        frames.append(frame)
-        if len(frames) == args.frames:
-            break
-    if not frames:
-        raise ValueError(f"{args.video} has no frames from index {args.start}")
     t0 = time.perf_counter()
-    window_src = _FrameList([*warmup, *frames], source.fps)
-    detections = pipe.detect_frames(window_src)[len(warmup):]
+    detections = pipe.extract(args.video, start=args.start, frames=args.frames)
     t1 = time.perf_counter()
-    data = ObjectGraphBuilder().build(detections)
+    data = builder.build(detections)
     t2 = time.perf_counter()
-    out = Path(args.out)
     with atomic_path(out) as tmp:
-        torch.save(data, tmp)
+        torch.save(data.to_dict(), tmp)
+    first, last = detections[0].frame_index, detections[-1].frame_index
     n_sp = int((data.edge_type == 0).sum()) if data.num_edges else 0
-    print(f"{len(frames)} frames ({frames[0].index}..{frames[-1].index}) of {args.video}: "
-          f"{data.num_nodes} objects/nodes, {n_sp} spatial + {data.num_edges - n_sp} temporal edges, "
-          f"feature dim {data.x.shape[1] if data.num_nodes else 0}")
+    print(f"{len(detections)} frames ({first}..{last}) of {args.video}, {form}: "
+          f"{data.num_nodes} objects/nodes, {n_sp} spatial + {data.num_edges - n_sp} temporal "
+          f"edges, feature dim {data.x.shape[1] if data.num_nodes else 0}")
+    warm = getattr(detector, "warmup_frames", 0)
+    if warm and args.start < warm:
+        print(f"note: the {args.detector} detector needs {warm} earlier frames before it boxes "
+              f"anything; start at --start {warm} or later for a full graph")
     print(f"detect+features {t1 - t0:.2f} s, graph {1000 * (t2 - t1):.1f} ms -> {out}")
-    if args.plot:
+    if plot:
+        from stgraph.io import FrameWindow, open_source
         from stgraph.viz import draw_object_graph
-        draw_object_graph(data, image=frames[len(frames) // 2].image, path=args.plot)
-        print(f"plot -> {args.plot}")
+
+        middle = detections[len(detections) // 2].frame_index
+        image = next(iter(FrameWindow(pipe.source(args.video), middle, 1))).image
+        draw_object_graph(data, image=image, path=plot)
+        print(f"plot -> {plot}")
     return 0
 
 
-class _FrameList:
-    """A list of already-read frames that looks like a FrameSource to the pipeline."""
+def _model_builder(model_dir: str) -> Any:
+    """The graph builder a saved pipeline's model uses."""
+    from stgraph.pipeline import Pipeline
 
-    def __init__(self, frames: list, fps: float):
-        self.frames, self.fps, self.name = frames, fps, "frames"
-
-    def __iter__(self):
-        return iter(self.frames)
-
-    def __len__(self) -> int:
-        return len(self.frames)
+    model = Pipeline.load(model_dir, progress=False).model
+    if not hasattr(model, "graph_builder"):
+        raise ValueError(f"the model in {model_dir} ({type(model).__name__}) does not score "
+                         "object graphs")
+    return model.graph_builder()
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from stgraph.models import AnoGraph
     from stgraph.pipeline import Pipeline
 
-    videos = resolve_videos(args.train, split="train")
-    model = AnoGraph(epochs=args.epochs, seed=args.seed, window_radius=args.window_radius,
-                     progress=not args.quiet)
-    pipe = Pipeline(_detector_from(args), make_features(args.features, args.backbone), model,
+    out = check_output_dir(args.out, "--out")
+    params = parse_params(args.param)
+    for name in ("epochs", "seed"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.quiet:
+        params.setdefault("progress", False)
+    model = make_model(args.method, params)
+    videos = resolve_videos(args.train, split=args.split)
+    y = _video_labels(args.labels, videos) if args.labels else None
+    if getattr(model, "supervision", "none") == "weak" and y is None:
+        raise ValueError(f"method {args.method} learns from video-level labels: give --labels "
+                         "FILE (CSV 'video,label' or JSON {video: 0 or 1})")
+    detector = _detector_from(args)
+    pipe = Pipeline(detector, _features_from(args, model), model,
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
+    pipe.check_components()
     t0 = time.perf_counter()
-    pipe.fit(videos)
-    pipe.save(args.out)
-    print(f"trained on {len(videos)} video(s) in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    pipe.fit(videos, y=y, start=args.start, frames=args.frames)
+    pipe.save(out)
+    print(f"trained {args.method} on {len(videos)} video(s) in {time.perf_counter() - t0:.1f} s "
+          f"-> {out}")
     return 0
 
 
@@ -241,15 +363,21 @@ def cmd_score(args: argparse.Namespace) -> int:
     from stgraph.pipeline import Pipeline
     from stgraph.scores import ScoreTable
 
+    out = check_output_file(args.out, "--out")
+    frames_out = check_output_file(args.frames_out, "--frames-out") if args.frames_out else None
     pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet)
     videos = resolve_videos(args.video, split="test")
     t0 = time.perf_counter()
-    table = ScoreTable.concat([pipe.score(v) for v in videos])
+    table = ScoreTable.concat([pipe.score(v, start=args.start, frames=args.frames)
+                               for v in videos])
     elapsed = time.perf_counter() - t0
-    table.to_csv(args.out) if not str(args.out).endswith(".json") else table.to_json(args.out)
+    table.to_json(out) if str(out).endswith(".json") else table.to_csv(out)
+    if frames_out:
+        table.frame_scores_to_csv(frames_out)
     n_frames = sum(len(f) for f in table.video_frames.values())
-    print(f"scored {len(videos)} video(s): {n_frames} frames, {len(table)} objects in {elapsed:.1f} s "
-          f"({n_frames / max(elapsed, 1e-9):.1f} frames/s) -> {args.out}")
+    print(f"scored {len(videos)} video(s): {n_frames} frames, {len(table)} rows in {elapsed:.1f} s "
+          f"({n_frames / max(elapsed, 1e-9):.1f} frames/s) -> {out}"
+          + (f", per-frame scores -> {frames_out}" if frames_out else ""))
     return 0
 
 
@@ -332,11 +460,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from stgraph.watch import watch
 
     source = args.camera if args.camera is not None else args.video
+    for flag in ("out", "events", "scores"):
+        if getattr(args, flag):
+            check_output_file(getattr(args, flag), f"--{flag}")
     summary = watch(args.model, source, out=args.out, events=args.events, scores=args.scores,
                     show=args.show, threshold=args.threshold, quantile=args.quantile,
                     min_duration=args.min_duration, merge_gap=args.merge_gap,
                     radius=args.window_radius, max_frames=args.max_frames,
-                    realtime=args.realtime)
+                    realtime=args.realtime, start=args.start)
     stopped = " (stopped by Ctrl-C)" if summary["interrupted"] else ""
     print(f"watched {summary['video']}: {summary['frames']} frames at {summary['fps']:.1f} "
           f"frames/s, {summary['events']} alarm(s) above {summary['threshold']:.4f}{stopped}")
@@ -347,37 +478,67 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="stgraph", description="Graph-centric video anomaly analytics.")
+    from stgraph import __version__
+    from stgraph.registry import names
+
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    ap = argparse.ArgumentParser(prog="stgraph", description="Graph-centric video anomaly analytics.",
+                                 formatter_class=formatter)
+    ap.add_argument("--version", action="version", version=f"stgraph {__version__}")
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bars")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("graph", help="build the object spatio-temporal graph of a few frames")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, parents=[quiet],
+                              formatter_class=formatter)
+
+    g = command("graph", "build the object spatio-temporal graph of a few frames")
     g.add_argument("--video", required=True, help="video file, frame folder or camera index")
     _add_detector_args(g)
-    g.add_argument("--start", type=int, default=0, help="first frame index")
-    g.add_argument("--frames", type=int, default=5, help="number of frames in the graph")
-    g.add_argument("--out", default="graph.pt", help="where to save the PyG Data (torch.save)")
+    _add_range_args(g, frames_default=5)
+    g.add_argument("--graph", choices=["sparse", "complete"], default="sparse",
+                   help="graph form: AnoGraph's default sparse graph (IoU >= 0.01 spatial edges, "
+                        "3 nearest temporal edges) or the paper's complete graph")
+    g.add_argument("--model", help="draw the graph this saved model uses (overrides --graph)")
+    g.add_argument("--out", default="graph.pt",
+                   help="where to save the graph (torch.save of Data.to_dict(), readable with "
+                        "torch.load(..., weights_only=True); rebuild with Data.from_dict)")
     g.add_argument("--plot", help="PNG of the graph drawn over the middle frame")
     g.set_defaults(func=cmd_graph)
 
-    f = sub.add_parser("fit", help="train Ano-Graph (DGI) on normal videos")
-    f.add_argument("--train", required=True, help="dataset root (training/ split), folder of videos, or a video")
+    f = command("fit", "train a method on normal videos (or weakly labelled ones)")
+    f.add_argument("--train", required=True,
+                   help="dataset root (its training split), folder of videos, or a video")
+    f.add_argument("--method", default="anograph", choices=names("model"),
+                   help="the method to train")
+    f.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a method parameter (repeatable; JSON values, e.g. epochs=8)")
+    f.add_argument("--labels", help="video-level labels for weakly supervised methods: CSV "
+                   "'video,label' or JSON {video: 0 or 1}")
+    f.add_argument("--split", default="train", help="which split of a dataset root to train on")
     _add_detector_args(f)
-    f.add_argument("--epochs", type=int, default=50)
-    f.add_argument("--window-radius", type=int, default=None, help="test window ±i frames (default 1 s)")
-    f.add_argument("--seed", type=int, default=0)
+    _add_range_args(f)
+    f.add_argument("--epochs", type=_positive_int, default=None,
+                   help="training epochs (default: the method's own default)")
+    f.add_argument("--seed", type=_frame_index, default=None, help="random seed (default: 0)")
     f.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     f.add_argument("--out", required=True, help="model folder")
     f.set_defaults(func=cmd_fit)
 
-    s = sub.add_parser("score", help="score every object in every frame")
-    s.add_argument("--model", required=True)
-    s.add_argument("--video", required=True, help="video file, frame folder, folder of videos or dataset root")
-    s.add_argument("--cache", default=".cache/stgraph")
-    s.add_argument("--out", default="scores.csv", help=".csv or .json")
+    s = command("score", "score every object, frame or patch of videos with a saved model")
+    s.add_argument("--model", required=True, help="folder written by `stgraph fit`")
+    s.add_argument("--video", required=True,
+                   help="video file, frame folder, folder of videos or dataset root")
+    _add_range_args(s)
+    s.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
+    s.add_argument("--out", default="scores.csv", help="ScoreTable, .csv or .json")
+    s.add_argument("--frames-out", help="also write one row per frame: video,frame,score (CSV)")
     s.set_defaults(func=cmd_score)
 
-    e = sub.add_parser("eval", help="frame-level AUC (micro/macro), EER, Youden table")
+    e = command("eval", "frame-level AUC (micro/macro), EER, Youden table")
     e.add_argument("--scores", required=True)
     e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video), folder "
                    "of .npy, interval .csv, or a dataset root (e.g. Avenue with its .mat masks)")
@@ -393,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of a track's regions to detect for TBDC")
     e.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("plot", help="frame-score curves with ground truth shaded; box overlays")
+    p = command("plot", "frame-score curves with ground truth shaded; box overlays")
     p.add_argument("--scores", required=True)
     p.add_argument("--labels")
     p.add_argument("--video", help="which video of the table (default: all, one PNG each)")
@@ -403,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay-out", default="overlay.mp4", help=".mp4/.avi video or a .png of the peak frame")
     p.set_defaults(func=cmd_plot)
 
-    w = sub.add_parser("watch", help="live scoring of a video or camera: overlay, alarms, scores")
+    w = command("watch", "live scoring of a video or camera: overlay, alarms, scores")
     w.add_argument("--model", required=True, help="folder written by `stgraph fit`")
     where = w.add_mutually_exclusive_group(required=True)
     where.add_argument("--video", help="video file or frame folder")
@@ -417,8 +578,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quantile", type=float, default=0.99, help="default threshold's quantile")
     w.add_argument("--min-duration", type=int, default=3, help="shortest alarm, frames")
     w.add_argument("--merge-gap", type=int, default=5, help="merge alarms this many frames apart")
-    w.add_argument("--window-radius", type=int, help="window ±i frames = latency (default: model's)")
-    w.add_argument("--max-frames", type=int, help="stop after this many frames")
+    w.add_argument("--window-radius", type=_frame_index,
+                   help="graph models: window ±i frames = latency (default: the model's)")
+    w.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    w.add_argument("--start", type=_frame_index, default=0,
+                   help="first frame index of a video file (frame numbers are kept)")
     w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
     w.set_defaults(func=cmd_watch)
     return ap
@@ -427,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _setup_env()
     args = build_parser().parse_args(argv)
+    args.quiet = bool(getattr(args, "quiet", False))
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, OSError, ImportError, KeyError) as exc:  # DatasetError too

@@ -164,9 +164,8 @@ def explain_nodes(model: Any, graph: Data, nodes: Iterable[int]) -> list[Explana
     in-neighbourhood (C * C edges); copies of several nodes share one forward pass of the
     model's encoder, up to :data:`MAX_BATCH_EDGES` edges.
     """
-    model._check_is_fitted("explain")
+    model.check_is_fitted("explain")
     net = model.model_.eval()  # left on its device: a stream scores and explains on the same one
-    scoring = getattr(model, "scoring", "discriminator")
     edge_index, weight, edge_type = _edge_inputs(graph)
     n_nodes = int(graph.num_nodes)
     frame = getattr(graph, "frame", None)
@@ -186,22 +185,13 @@ def explain_nodes(model: Any, graph: Data, nodes: Iterable[int]) -> list[Explana
         group.append((node, edges, local_nodes, sub_index, centre))
         group_edges += edges.numel() ** 2
         if group_edges >= MAX_BATCH_EDGES or position == len(nodes) - 1:
-            out += _explain_group(net, scoring, graph.x, edge_index, weight, edge_type, frame,
+            out += _explain_group(model, net, graph.x, edge_index, weight, edge_type, frame,
                                   object_id, group)
             group, group_edges = [], 0
     return out
 
 
-def _scores_of_embeddings(net: Any, scoring: str, h: Tensor) -> Tensor:
-    """Object scores [K] of embeddings h [K, H] with the model's scoring (as it scores nodes)."""
-    method = getattr(net, f"{scoring}_score", None)
-    if method is None:
-        raise ValueError(f"cannot explain scoring {scoring!r}: the network has no "
-                         f"{scoring}_score(h)")
-    return method(h)
-
-
-def _explain_group(net: Any, scoring: str, x: Tensor, edge_index: Tensor, weight: Tensor,
+def _explain_group(model: Any, net: Any, x: Tensor, edge_index: Tensor, weight: Tensor,
                    edge_type: Tensor, frame: np.ndarray, object_id: np.ndarray,
                    group: list[tuple[int, Tensor, Tensor, Tensor, int]]) -> list[Explanation]:
     """One batched encode of every leave-one-out copy of the nodes of ``group``."""
@@ -221,7 +211,7 @@ def _explain_group(net: Any, scoring: str, x: Tensor, edge_index: Tensor, weight
                    torch.cat(weights).to(device), torch.cat(types).to(device))
     out = []
     for (node, edges, *_), rows in zip(group, readout):
-        scores = _scores_of_embeddings(net, scoring, h[rows.to(device)]).double().cpu()
+        scores = model.score_embeddings(h[rows.to(device)]).double().cpu()
         delta = (scores[0] - scores[1:]).numpy()
         order = np.argsort(-np.abs(delta), kind="stable")
         targets, srcs = edge_index[1, edges].numpy()[order], edge_index[0, edges].numpy()[order]
@@ -278,19 +268,30 @@ def explain_video(model: Any, detections: Sequence[Detections], video: str = "vi
     """ScoreTable of one video (scores as :meth:`AnoGraph.score`) with explanation columns.
 
     Every object is scored on its own window (``radius``, default: the model's) and explained
-    there, with :class:`~stgraph.stream.StreamScorer`; see :func:`explanation_columns` for the
-    ``why*`` columns.
+    there, with :class:`~stgraph.graphs.window.CentredWindows` (the loop batch scoring and
+    streaming use); see :func:`explanation_columns` for the ``why*`` columns.
     """
+    from stgraph.graphs.window import CentredWindows
+    from stgraph.models.anograph import with_features
     from stgraph.scores import ScoreTable
-    from stgraph.stream import StreamScorer
 
-    if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k!r}")
-    results = list(StreamScorer(model, radius=radius, fps=fps, explain_top_k=top_k)
-                   .run(detections))
-    frames = [r.detections for r in results]
-    extra = explanation_columns([r.explanations for r in results], [len(f) for f in frames], top_k)
-    return ScoreTable.from_detections(video, frames, [r.scores for r in results], extra=extra)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+    model.check_is_fitted("explain")
+    frames = with_features(detections, model.n_features_in_, f"video {video!r}")
+    windows = CentredWindows(model.graph_builder(),
+                             model.window_radius_for(fps) if radius is None else radius,
+                             model.n_features_in_)
+    released = [item for frame in frames for item in windows.push(frame)] + windows.flush()
+    scores, explanations = [], []
+    for item in released:
+        scores.append(model.score_graph(item.graph)[item.rows].numpy().astype(np.float64))
+        explanations.append([e.top(top_k) for e in explain_nodes(model, item.graph,
+                                                                  item.rows.tolist())]
+                            if len(item.rows) else None)
+    centres = [item.detections for item in released]
+    extra = explanation_columns(explanations, [len(f) for f in centres], top_k)
+    return ScoreTable.from_detections(video, centres, scores, extra=extra)
 
 
 def draw_explanation(graph: Data, explanation: Explanation, image: np.ndarray | None = None,

@@ -1,15 +1,23 @@
-"""Atomic file writes: write to a temporary file in the target folder, then ``os.replace``.
+"""Atomic file and directory writes: write to a temporary sibling, then rename into place.
 
-A crash or an exception mid-write never leaves a truncated file behind: the previous file (if
-any) stays intact. Every writer in stgraph goes through :func:`atomic_path`.
+A crash or an exception mid-write never leaves a truncated file or a half-written directory
+behind: the previous file or directory (if any) stays intact. Every writer in stgraph goes through
+:func:`atomic_path` (one file) or :func:`atomic_dir` (a directory written as a whole, e.g. a saved
+model: weights and config can never disagree).
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from detectors.files import atomic_path  # the one implementation (detectors may not import stgraph)
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_dir",
+           "check_output_dir", "check_output_file"]
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
@@ -24,3 +32,72 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output_dir(path: str | Path, what: str = "output directory") -> Path:
+    """``path`` as a Path, after checking it can become a directory (it is not a file).
+
+    Call it before any work starts, so a bad ``--out`` fails at once, not after training.
+
+    Raises:
+        ValueError: ``path`` exists and is not a directory.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} exists and is not a directory")
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """``path`` as a Path, after checking a file can be written there (not a directory).
+
+    Raises:
+        ValueError: ``path`` is an existing directory, or its parent exists and is a file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory; give a file name")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{what} {path}: {parent} is a file, not a directory")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary directory next to ``path``; on success it replaces ``path`` whole.
+
+    The directory gets the permissions ``mkdir`` would give (``0o777 & ~umask``). On success an
+    existing ``path`` is moved aside, the new directory renamed into place, and the old one
+    deleted, so readers see either the old directory or the new one, never a mix. On error the
+    temporary directory is removed and ``path`` is untouched.
+
+    Raises:
+        ValueError: ``path`` exists and is not a directory (checked before the block runs).
+
+    Example:
+        >>> with atomic_dir("model") as tmp:                      # doctest: +SKIP
+        ...     (tmp / "config.json").write_text("{}")
+    """
+    path = check_output_dir(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

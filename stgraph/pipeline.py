@@ -1,63 +1,77 @@
-"""``Pipeline``: frames -> detections -> node features -> graph model -> ScoreTable.
+"""``Pipeline``: raw videos -> what the model consumes -> ScoreTable.
 
-The pipeline wires the stages of the data flow to raw videos; the model owns graph building and
-scoring (so the same model scores pre-computed detections too)::
+The pipeline feeds each model what it consumes (:attr:`~stgraph.models.base.BaseEstimator.consumes`):
+
+====================  ====================================================================
+model consumes        the pipeline runs
+====================  ====================================================================
+"detections"          detector -> node features -> ``model.fit`` / ``model.score`` (Ano-Graph)
+"frames"              the frame source itself (frames are read lazily by the model); a
+                      detector is optional: its boxes become object rows
+                      (``model.score(..., detections=...)``) (FrameDifference, STRL, ...)
+"snippets"            a snippet extractor (``features=``) -> ``SnippetFeatures`` per video (SSRL)
+====================  ====================================================================
+
+::
 
     from detectors.yolox_onnx import YoloxOnnxDetector
-    from stgraph.features import ConcatFeatures, GeometryFeatures, RoIAlignFeatures
-    from stgraph.models import AnoGraph
+    from stgraph.features import ConcatFeatures, GeometryFeatures, ClassFeatures
+    from stgraph.models import AnoGraph, FrameDifference
     from stgraph.pipeline import Pipeline
 
     pipe = Pipeline(YoloxOnnxDetector("yolox_nano.onnx"),
-                    ConcatFeatures([GeometryFeatures(), RoIAlignFeatures("mobilenetv2.pt")]),
+                    ConcatFeatures([GeometryFeatures(), ClassFeatures()]),
                     AnoGraph(), cache_dir=".cache/stgraph")
     pipe.fit(["train/01.avi", "train/02.avi"])
     table = pipe.score("test/01.avi")            # ScoreTable: every object in every frame
     pipe.save("model/");  Pipeline.load("model/")
 
-Detections and features of each video are cached on disk (keyed by the video and all settings)
-when ``cache_dir`` is given, so re-runs skip detection.
+    Pipeline(model=FrameDifference()).fit(["train/01.avi"]).score("test/01.avi")  # frame rows
+
+Video-level labels go to weakly supervised models: ``pipe.fit(videos, y=[0, 0, 1])``. Feature
+producers may learn (``requires_fit = True``, e.g. an autoencoder's box features): ``fit`` fits
+them on the training videos first, and their learned state is saved inside the pipeline
+directory. Detections and features of each video are cached on disk when ``cache_dir`` is given
+(keyed by the video, every setting and the fitted producer state), so re-runs skip detection.
+
+Saved pipelines name their components by registered name (:mod:`stgraph.registry`); loading
+builds only registered classes and never imports a module a file names.
 """
 from __future__ import annotations
 
-import importlib
+import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from detectors.base import Detections
-from stgraph.fileio import atomic_write_text
-from stgraph.io.frames import FrameSource, open_source
+from stgraph.fileio import atomic_dir, check_output_dir
+from stgraph.io.frames import FrameSource, FrameWindow, open_source
+from stgraph.registry import RegistryError, build_component, component_spec
 
-__all__ = ["Pipeline", "component_spec", "build_component", "video_name"]
+__all__ = ["Pipeline", "PipelineFileError", "video_name", "known_fps", "settings_of",
+           "PIPELINE_FORMAT",
+           "PIPELINE_VERSION"]
 
-#: Only classes from these packages are rebuilt from saved specs (no arbitrary imports).
-TRUSTED_PACKAGES = ("detectors.", "stgraph.")
+PIPELINE_FORMAT = "stgraph.Pipeline"
+#: 2: registered component names, PyG edge order, fitted producer state (stgraph 0.2).
+PIPELINE_VERSION = 2
+_SPEC_FILE = "pipeline.json"
+_MODEL_DIR = "model"
+_FEATURES_STATE = "features_state.pt"
 
 
-def component_spec(obj: Any) -> dict:
-    """``{"class": "module.Class", "params": obj.get_params()}``: enough to rebuild ``obj``."""
-    if not hasattr(obj, "get_params"):
-        raise TypeError(f"{type(obj).__name__} has no get_params(); it cannot be saved in a pipeline")
-    return {"class": component_class(obj), "params": obj.get_params()}
-
-
-def build_component(spec: dict) -> Any:
-    """Inverse of :func:`component_spec` (nested specs in params are rebuilt too)."""
-    path = spec.get("class", "")
-    if not path.startswith(TRUSTED_PACKAGES):
-        raise ValueError(f"refusing to build {path!r}: only classes from {TRUSTED_PACKAGES} are loaded")
-    module, _, name = path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    params = {k: build_component(v) if isinstance(v, dict) and "class" in v else
-              [build_component(x) if isinstance(x, dict) and "class" in x else x for x in v]
-              if isinstance(v, list) else v for k, v in spec.get("params", {}).items()}
-    return cls(**params)
+class PipelineFileError(ValueError):
+    """A saved pipeline directory is unreadable, of another version, or names unknown parts."""
 
 
 def video_name(video: Any, default: str = "video") -> str:
     """A readable name for a video argument (file stem, folder name, item name)."""
-    if hasattr(video, "name") and isinstance(getattr(video, "name"), str) and not isinstance(video, (str, Path)):
+    if hasattr(video, "name") and isinstance(getattr(video, "name"), str) \
+            and not isinstance(video, (str, Path)):
         name = video.name
         return Path(name).stem if ("/" in name or "\\" in name) else name
     if isinstance(video, (str, Path)):
@@ -66,22 +80,48 @@ def video_name(video: Any, default: str = "video") -> str:
     return default
 
 
+def known_fps(source: FrameSource) -> float | None:
+    """Frames per second of the frames ``source`` yields (its rate / stride), or ``None`` when the
+    source does not know its rate (``FrameSource.fps`` then only reports a 25 fps default)."""
+    rate = getattr(source, "_fps", None)
+    return float(rate) / getattr(source, "stride", 1) if rate else None
+
+
+def settings_of(component: Any) -> dict | None:
+    """Class and parameters of a component, for cache keys (registered or not)."""
+    if component is None:
+        return None
+    cls = type(component)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": component.get_params()}
+
+
+def _state_digest(state: dict) -> str:
+    """Short sha256 of a producer's fitted tensors (part of cache keys)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: state[k] for k in sorted(state)}, buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
+
+
 class Pipeline:
-    """Detector + feature producer + graph model, applied to raw videos.
+    """Detector + feature producer + model, applied to raw videos.
 
     Args:
-        detector: a :class:`detectors.base.Detector`.
-        features: a :class:`stgraph.features.FeatureProducer`.
-        model: a graph model with ``fit(list[list[Detections]])`` and
-            ``score(list[Detections], video=...) -> ScoreTable`` (e.g. :class:`stgraph.models.AnoGraph`).
-        resize: ``(W, H)`` to resize frames to before detection (``None`` = native size).
+        detector: a :class:`detectors.base.Detector`; None for frame-level models without
+            object rows (and for snippet models).
+        features: a :class:`stgraph.features.FeatureProducer` (detection models), a snippet
+            extractor (snippet models), or None.
+        model: an estimator (:class:`stgraph.models.base.BaseEstimator`).
+        resize: ``(W, H)`` to resize frames to before anything else (``None`` = native size).
         stride: use every ``stride``-th frame.
         cache_dir: folder for cached detections + features (``None`` = no cache).
         progress: show progress bars.
     """
 
-    def __init__(self, detector: Any, features: Any, model: Any, resize: tuple[int, int] | None = None,
-                 stride: int = 1, cache_dir: str | Path | None = None, progress: bool = True):
+    def __init__(self, detector: Any = None, features: Any = None, model: Any = None,
+                 resize: tuple[int, int] | None = None, stride: int = 1,
+                 cache_dir: str | Path | None = None, progress: bool = True):
         self.detector = detector
         self.features = features
         self.model = model
@@ -91,36 +131,84 @@ class Pipeline:
         self.progress = progress
         self.timings_: dict[str, float] = {}
 
-    # ------------------------------------------------------------------ stage 1-3: video -> Detections with features
-    def _source(self, video: Any) -> FrameSource:
+    # ------------------------------------------------------------------ checks
+    @property
+    def consumes(self) -> str:
+        """What the model consumes ("detections" when there is no model yet: extraction only)."""
+        return getattr(self.model, "consumes", "detections")
+
+    def check_components(self) -> None:
+        """Raise ValueError when the parts do not fit the model's input (names what is missing)."""
+        kind = self.consumes
+        if kind == "detections" and (self.detector is None or self.features is None):
+            missing = [n for n, v in (("detector", self.detector), ("features", self.features))
+                       if v is None]
+            raise ValueError(f"{type(self.model).__name__} scores objects: the pipeline needs a "
+                             f"{' and '.join(missing)}")
+        if kind == "frames" and self.features is not None:
+            raise ValueError(f"{type(self.model).__name__} scores frames and takes no feature "
+                             "producer (features=None); a detector is optional")
+        if kind == "snippets" and (self.features is None
+                                   or not callable(getattr(self.features, "extract_video", None))):
+            raise ValueError(f"{type(self.model).__name__} consumes snippet features: pass a "
+                             "snippet extractor as features= (e.g. "
+                             "stgraph.features.snippets.SnippetExtractor)")
+
+    # ------------------------------------------------------------------ sources
+    def source(self, video: Any, start: int = 0, frames: int | None = None) -> FrameSource:
+        """The frames of ``video`` the pipeline reads (resized, strided, from ``start``, at most
+        ``frames``); frame indices stay those of the whole video."""
         if hasattr(video, "source") and callable(video.source):  # a dataset VideoItem
-            return video.source(resize=self.resize, stride=self.stride)
-        return open_source(video, resize=self.resize, stride=self.stride)
+            source = video.source(resize=self.resize, stride=self.stride)
+        else:
+            source = open_source(video, resize=self.resize, stride=self.stride)
+        if start or frames is not None:
+            source = FrameWindow(source, start, frames)
+        return source
 
     def _settings(self) -> dict:
-        return {"detector": component_spec(self.detector), "features": component_spec(self.features),
-                "resize": self.resize, "stride": self.stride}
+        """Everything that decides the extracted detections and features (for cache keys)."""
+        settings = {"detector": settings_of(self.detector), "features": settings_of(self.features),
+                    "resize": self.resize, "stride": self.stride}
+        state = self._features_state()
+        if state is not None:
+            settings["features_state"] = _state_digest(state)
+        return settings
 
-    def extract(self, video: Any) -> list[Detections]:
-        """Detections with ``features`` for every frame of ``video`` (cached when ``cache_dir`` is set)."""
+    def _features_state(self) -> dict | None:
+        if self.features is None or not getattr(self.features, "requires_fit", False):
+            return None
+        return self.features.fitted_state()
+
+    # ------------------------------------------------------------------ stage 1-3: frames -> Detections
+    def extract(self, video: Any, start: int = 0, frames: int | None = None) -> list[Detections]:
+        """Detections (with ``features`` when a producer is set) of every frame of ``video``,
+        cached when ``cache_dir`` is set. A detector that needs earlier frames (the motion
+        detector) sees up to its ``warmup_frames`` frames before ``start`` first."""
         from stgraph.cache import DetectionCache, fingerprint, settings_key
 
-        source = self._source(video)
+        source = self.source(video)
         cache = key = None
         path = getattr(source, "path", None)
         if self.cache_dir is not None and path is not None:
             cache = DetectionCache(self.cache_dir)
-            key = settings_key(fingerprint(path), self._settings())
+            key = settings_key(fingerprint(path), self._settings(), start, frames)
             cached = cache.load(key)
             if cached is not None:
                 return cached
-        detections = self.detect_frames(source)
+        warmup = min(start, int(getattr(self.detector, "warmup_frames", 0) or 0))
+        window = (FrameWindow(source, start - warmup, None if frames is None else frames + warmup)
+                  if start or frames is not None else source)
+        detections = [d for d in self.detect_frames(window) if d.frame_index >= start]
+        if not detections:
+            raise ValueError(f"video {video_name(video)} has no frames from index {start}")
         if cache is not None and key is not None:
-            cache.save(key, detections, {"video": str(path), **self._settings()})
+            cache.save(key, detections, {"video": str(path), "start": start, "frames": frames,
+                                         **self._settings()})
         return detections
 
     def detect_frames(self, source: Iterable[Any]) -> list[Detections]:
-        """Detections with ``features`` for every frame of ``source`` (a FrameSource or any
+        """Detections (with ``features``) for every frame of ``source`` (a FrameSource or any
         iterable of ``Frame``s), never cached; ``timings_`` records the seconds per stage."""
         from tqdm.auto import tqdm
 
@@ -143,36 +231,69 @@ class Pipeline:
             raise ValueError(f"video {video_name(source)} yielded no frames")
         return out
 
+    def model_input(self, video: Any, start: int = 0, frames: int | None = None) -> Any:
+        """What the model consumes for one video (see the module docstring)."""
+        kind = self.consumes
+        if kind == "detections":
+            return self.extract(video, start, frames)
+        source = self.source(video, start, frames)
+        if kind == "frames":
+            return source
+        return self.features.extract_video(source, cache_dir=self.cache_dir)
+
     # ------------------------------------------------------------------ fit / score
-    def fit(self, videos: Iterable[Any]) -> "Pipeline":
-        """Extract every training (normal) video and fit the model on them; returns self."""
+    def fit(self, videos: Iterable[Any], y: Sequence[int] | np.ndarray | None = None,
+            start: int = 0, frames: int | None = None) -> "Pipeline":
+        """Fit learnable feature producers, then the model, on ``videos``; returns self.
+
+        Args:
+            videos: training videos (paths, frame folders, arrays, dataset items).
+            y: video-level labels [n_videos] (0/1) for weakly supervised models, else None.
+            start, frames: use only frames ``start .. start + frames - 1`` of each video.
+        """
         videos = list(videos)
         if not videos:
             raise ValueError("Pipeline.fit needs at least one training video")
-        self.model.fit([self.extract(v) for v in videos])
+        if self.model is None:
+            raise ValueError("Pipeline.fit needs a model")
+        self.check_components()
+        if self.features is not None and getattr(self.features, "requires_fit", False):
+            self.features.fit([self.source(v, start, frames) for v in videos])
+        inputs = [self.model_input(v, start, frames) for v in videos]
+        self.model.fit(inputs, y)
         return self
 
-    def score(self, video: Any, name: str | None = None):
-        """ScoreTable of one video (every object in every frame, with its box and score).
+    def score(self, video: Any, name: str | None = None, start: int = 0,
+              frames: int | None = None):
+        """ScoreTable of one video (object, frame or patch rows, as the model gives).
 
         The source's frame rate, when it knows one, goes to ``model.score(fps=...)`` (per kept
-        frame, so divided by ``stride``): the default test window is then 1 s of video.
+        frame, so divided by ``stride``). A frame-level model with a detector also gets the
+        detector's boxes, which become object rows.
         """
-        source = self._source(video)
-        detections = self.extract(source)
-        return self.model.score(detections, video=name or video_name(video), fps=known_fps(source))
+        if self.model is None:
+            raise ValueError("Pipeline.score needs a model")
+        self.check_components()
+        name = name or video_name(video)
+        fps = known_fps(self.source(video))
+        options: dict[str, Any] = {"video": name, "fps": fps}
+        if self.consumes == "frames" and self.detector is not None:
+            options["detections"] = self.extract(video, start, frames)
+        return self.model.score(self.model_input(video, start, frames), **options)
 
     def stream(self, source: Any, *, radius: int | None = None, prefetch: int = 4,
                keep_images: bool = True, explain_top_k: int = 0):
         """Score frames as they arrive: yields one :class:`stgraph.stream.FrameResult` per frame.
 
-        Frame t's result comes once frame ``t + radius`` has arrived (the end of the source
-        releases the last ones); its object scores equal :meth:`score`'s. Memory stays flat:
-        only the sliding window is kept. ``prefetch`` > 0 runs decoding, detection and features
-        in a background thread, that many frames ahead. See :mod:`stgraph.stream`.
+        Results come after the model's latency (``model.stream_scorer().latency_frames``: the
+        window radius for graph models, 0 for frame models); the end of the source releases the
+        last ones. Scores equal :meth:`score`'s for models that stream exactly. ``prefetch`` > 0
+        runs decoding, detection and features in a background thread, that many frames ahead.
+        See :mod:`stgraph.stream`.
         """
         from stgraph.stream import stream_pipeline
 
+        self.check_components()
         return stream_pipeline(self, source, radius=radius, prefetch=prefetch,
                                keep_images=keep_images, explain_top_k=explain_top_k)
 
@@ -184,44 +305,74 @@ class Pipeline:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
-        """Save model (``model/``) and the detector/feature settings (``pipeline.json``)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(directory / "model")
-        spec = {"format": "stgraph.Pipeline", "version": 1, "model_class": component_class(self.model),
-                **self._settings()}
-        atomic_write_text(directory / "pipeline.json", json.dumps(spec, indent=2))
+        """Save the pipeline as one directory, atomically: ``pipeline.json`` (registered names
+        and parameters of the detector and features, frame settings), ``model/`` and, for a
+        fitted feature producer, ``features_state.pt``."""
+        import torch
+
+        if self.model is None:
+            raise ValueError("Pipeline.save needs a model")
+        self.model.check_is_fitted("save")
+        directory = check_output_dir(directory, "pipeline directory")
+        spec = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION,
+                "resize": list(self.resize) if self.resize else None, "stride": self.stride,
+                "detector": None if self.detector is None else component_spec(self.detector),
+                "features": None if self.features is None else component_spec(self.features)}
+        text = json.dumps(spec, indent=2, allow_nan=False)
+        state = self._features_state()
+        with atomic_dir(directory) as tmp:
+            self.model.save(tmp / _MODEL_DIR)
+            if state is not None:
+                torch.save(state, tmp / _FEATURES_STATE)
+            (tmp / _SPEC_FILE).write_text(text, encoding="utf-8")
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, cache_dir: str | Path | None = None, progress: bool = True) -> "Pipeline":
-        """Rebuild a pipeline saved with :meth:`save`."""
+    def load(cls, directory: str | Path, cache_dir: str | Path | None = None,
+             progress: bool = True) -> "Pipeline":
+        """Rebuild a pipeline saved with :meth:`save`.
+
+        Only registered components (:mod:`stgraph.registry`) are built; a file naming anything
+        else, or of another format version, is refused with :class:`PipelineFileError` and
+        nothing is imported, called or written.
+        """
+        import torch
+
+        from stgraph.models.base import load_model
+
         directory = Path(directory)
-        spec_path = directory / "pipeline.json"
+        spec_path = directory / _SPEC_FILE
         if not spec_path.is_file():
-            raise FileNotFoundError(f"not a saved stgraph pipeline (no pipeline.json): {directory}")
-        spec = json.loads(spec_path.read_text())
-        model_cls_path = spec["model_class"]
-        if not model_cls_path.startswith(TRUSTED_PACKAGES):
-            raise ValueError(f"refusing to load model class {model_cls_path!r}")
-        module, _, name = model_cls_path.rpartition(".")
-        model = getattr(importlib.import_module(module), name).load(directory / "model")
+            raise FileNotFoundError(f"not a saved stgraph pipeline (no {_SPEC_FILE}): {directory}")
+        try:
+            spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PipelineFileError(f"{spec_path} is not valid JSON: {exc}") from exc
+        if not isinstance(spec, dict) or spec.get("format") != PIPELINE_FORMAT:
+            raise PipelineFileError(f"{spec_path} is not a saved stgraph pipeline")
+        if spec.get("version") != PIPELINE_VERSION:
+            raise PipelineFileError(
+                f"{spec_path} has pipeline format version {spec.get('version')!r}; this stgraph "
+                f"reads version {PIPELINE_VERSION}. It was saved by another stgraph version "
+                "(older ones used the opposite graph edge order): fit it again with stgraph fit")
+        try:
+            detector = (None if spec.get("detector") is None
+                        else build_component(spec["detector"], "detector"))
+            features = (None if spec.get("features") is None
+                        else build_component(spec["features"], "features"))
+        except RegistryError as exc:
+            raise PipelineFileError(f"{spec_path}: {exc}") from exc
+        state_path = directory / _FEATURES_STATE
+        if features is not None and getattr(features, "requires_fit", False):
+            if not state_path.is_file():
+                raise PipelineFileError(f"{directory}: the fitted feature producer's state "
+                                        f"{_FEATURES_STATE} is missing")
+            features.restore(torch.load(state_path, map_location="cpu", weights_only=True))
+        model = load_model(directory / _MODEL_DIR)
         resize = tuple(spec["resize"]) if spec.get("resize") else None
-        return cls(build_component(spec["detector"]), build_component(spec["features"]), model,
-                   resize=resize, stride=spec.get("stride", 1), cache_dir=cache_dir, progress=progress)
+        return cls(detector, features, model, resize=resize, stride=spec.get("stride", 1),
+                   cache_dir=cache_dir, progress=progress)
 
     def __repr__(self) -> str:
-        return f"Pipeline(detector={self.detector!r}, features={self.features!r}, model={self.model!r})"
-
-
-def component_class(obj: Any) -> str:
-    """``"module.Class"`` of ``obj``: how saved specs name a class."""
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def known_fps(source: FrameSource) -> float | None:
-    """Frames per second of the frames ``source`` yields (its rate / stride), or ``None`` when the
-    source does not know its rate (``FrameSource.fps`` then only reports a 25 fps default)."""
-    rate = getattr(source, "_fps", None)
-    return float(rate) / getattr(source, "stride", 1) if rate else None
+        return (f"Pipeline(detector={self.detector!r}, features={self.features!r}, "
+                f"model={self.model!r})")

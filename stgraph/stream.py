@@ -1,15 +1,19 @@
-"""Live scoring: one result per frame as frames arrive, with a fixed latency of ``radius`` frames.
+"""Live scoring: one result per frame as frames arrive, with each model's fixed latency.
 
-Ano-Graph scores frame t on the graph of frames ``t - i .. t + i`` (the window radius i), so frame
-t's scores exist once frame ``t + i`` has arrived. :class:`StreamScorer` keeps a
-:class:`~stgraph.graphs.window.SlidingWindowGraph` of ``2 i + 1`` frames (only the new frame's
-spatial block and the temporal block from the previous frame are computed per frame) and the
-``i + 1`` frames that wait for their result; nothing older is kept, so memory is flat over
-arbitrarily long streams. At the end, :meth:`StreamScorer.flush` pushes ``i`` empty frames, which
-add no nodes and no edges, so the last frames are scored on windows that end where the video ends.
-This is exactly how :meth:`AnoGraph.score` scores windows, so streaming scores equal batch scores
-(for ``i >= 2`` batch scoring uses one whole-video pass, which gives the same scores; see
-:mod:`stgraph.models.anograph`).
+Every model gives its own live scorer, ``model.stream_scorer(fps=...)``, with one interface:
+``push(AnalysedFrame) -> list[FrameResult]`` (the results that became ready), ``flush()`` at the
+end of a video, ``reset()``, ``latency_frames``. Two kinds live here:
+
+- :class:`GraphStreamScorer` (object graph models, Ano-Graph): frame t is scored on the graph of
+  frames ``t - i .. t + i`` (the window radius i), so its scores exist once frame ``t + i`` has
+  arrived. It runs :class:`~stgraph.graphs.window.CentredWindows` (the incremental
+  :class:`~stgraph.graphs.window.SlidingWindowGraph` of ``2 i + 1`` frames plus the ``i + 1``
+  frames that wait for their result); nothing older is kept, so memory is flat over arbitrarily
+  long streams. Batch scoring and explanations run the same loop, so streaming scores equal
+  batch scores (for ``i >= 2`` batch scoring uses one whole-video pass, which gives the same
+  scores; see :mod:`stgraph.models.anograph`).
+- :class:`FrameStreamScorer` (frame-level models): the model's ``score_next_frame`` step on each
+  frame, with the model's small history of previous frames; latency 0.
 
 The front stages (decode, detect, node features) can run in a background thread feeding a bounded
 queue (:class:`ReadAhead`), so a slow stage sets the pace rather than the sum of the stages::
@@ -19,7 +23,7 @@ queue (:class:`ReadAhead`), so a slow stage sets the pace rather than the sum of
         print(result.frame_index, result.frame_score, result.timings)
 
 Per-frame timings (seconds) are ``decode``, ``detect``, ``features`` (front stages), ``graph``
-(sliding-window push), ``score`` (GCN + discriminator on the window) and ``latency``: from the
+(sliding-window push), ``score`` (the model on the window or frame) and ``latency``: from the
 moment the frame was decoded to the moment its result is ready (it includes the wait for the
 ``radius`` later frames).
 """
@@ -29,7 +33,6 @@ import math
 import queue
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -37,11 +40,11 @@ import numpy as np
 import torch
 
 from detectors.base import Detections
-from stgraph.graphs.window import SlidingWindowGraph
+from stgraph.graphs.window import CentredWindow, CentredWindows
 from stgraph.models.anograph import frame_with_features
 
-__all__ = ["FrameResult", "AnalysedFrame", "StreamScorer", "ReadAhead", "analyse_frames",
-           "stream_pipeline", "STAGES"]
+__all__ = ["FrameResult", "AnalysedFrame", "GraphStreamScorer", "FrameStreamScorer", "FrameOutput",
+           "ReadAhead", "analyse_frames", "stream_pipeline", "STAGES"]
 
 #: Names of the per-frame timings, in pipeline order (``latency`` is end to end).
 STAGES = ("decode", "detect", "features", "graph", "score", "latency")
@@ -82,6 +85,7 @@ class FrameResult:
         image: the BGR frame [H, W, 3] uint8 when images are kept, else None.
         explanations: per object, its :class:`~stgraph.explain.Explanation` when the scorer was
             asked to explain (``explain_top_k``), else None.
+        pixel_map: float32 [h, w] per-pixel scores of frame-level models, else None.
     """
 
     frame_index: int
@@ -92,13 +96,15 @@ class FrameResult:
     timings: dict[str, float]
     image: np.ndarray | None = None
     explanations: list | None = None
+    pixel_map: np.ndarray | None = None
 
 
-class StreamScorer:
-    """Score a stream of per-frame detections with a fitted :class:`~stgraph.models.AnoGraph`.
+class GraphStreamScorer:
+    """Score a stream of per-frame detections with a fitted graph model (:class:`~stgraph.models.AnoGraph`).
 
     Args:
-        model: a fitted AnoGraph (its builder, network and window radius are used).
+        model: a fitted model with ``graph_builder()``, ``window_radius_for(fps)``,
+            ``score_graph(graph)`` and ``n_features_in_`` (its public API only).
         radius: window radius i in frames; the latency. None: the model's radius at ``fps``
             (``window_radius``, else ``round(fps)``, else 10), as in :meth:`AnoGraph.score`.
             Every i >= 2 gives the same scores, so ``radius=2`` is the lowest exact latency.
@@ -108,15 +114,16 @@ class StreamScorer:
 
     Use :meth:`push` for each frame in time order, then :meth:`flush` once at the end; each
     returns the results that became ready (frame t's result comes out of the push of frame
-    ``t + radius``). State held: at most ``2 * radius + 1`` frames in the window and
-    ``radius + 1`` frames waiting for their result (:attr:`held_frames`).
+    ``t + radius``). The window loop is :class:`~stgraph.graphs.window.CentredWindows`, the one
+    batch scoring and explanations use. State held: at most ``2 * radius + 1`` frames in the
+    window and ``radius + 1`` frames waiting for their result (:attr:`held_frames`).
     """
 
     def __init__(self, model: Any, radius: int | None = None, fps: float | None = None,
                  explain_top_k: int = 0) -> None:
-        model._check_is_fitted("stream")
+        model.check_is_fitted("stream")
         if radius is None:
-            radius = model._window_radius(fps)
+            radius = model.window_radius_for(fps)
         if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
             raise ValueError(f"radius must be an int >= 0 (frames), got {radius!r}")
         if isinstance(explain_top_k, bool) or not isinstance(explain_top_k, int) \
@@ -127,11 +134,7 @@ class StreamScorer:
         self.fps = float(fps) if fps else 25.0
         self.explain_top_k = explain_top_k
         self.width = int(model.n_features_in_)
-        self.window = SlidingWindowGraph(model.graph_builder(), 2 * self.radius + 1)
-        #: (push number, frame) of the frames waiting for their result, oldest first.
-        self._pending: deque[tuple[int, AnalysedFrame]] = deque()
-        self._pushed = 0                    # frames pushed so far (padding included)
-        self._last: Detections | None = None
+        self.windows = CentredWindows(model.graph_builder(), self.radius, self.width)
         self._flushed = False
 
     @property
@@ -143,86 +146,128 @@ class StreamScorer:
     def held_frames(self) -> tuple[int, int]:
         """``(frames in the window, frames waiting for a result)``; bounded by
         ``(2 * radius + 1, radius + 1)``."""
-        return len(self.window), len(self._pending)
+        return self.windows.held_frames
 
     def reset(self) -> None:
         """Forget the stream (start a new video)."""
-        self.window.reset()
-        self._pending.clear()
-        self._pushed = 0
-        self._last = None
+        self.windows.reset()
         self._flushed = False
-
-    def _checked(self, detections: Detections) -> Detections:
-        """Detections with features of the model's width D ([0, D] for frames without objects)."""
-        if not isinstance(detections, Detections):
-            raise TypeError(f"StreamScorer.push expects Detections, got {type(detections).__name__}")
-        return frame_with_features(detections, self.width, f"frame {detections.frame_index}")
 
     def push(self, frame: AnalysedFrame | Detections) -> list[FrameResult]:
         """Add the next frame; return the result that became ready (none during the first
         ``radius`` frames, then exactly one)."""
         if self._flushed:
-            raise RuntimeError("StreamScorer was flushed; call reset() before a new stream")
+            raise RuntimeError("the stream scorer was flushed; call reset() before a new stream")
         if isinstance(frame, Detections):
             frame = AnalysedFrame(frame, frame.frame_index / self.fps)
-        frame.detections = self._checked(frame.detections)
-        return self._advance(frame, real=True)
+        if not isinstance(frame.detections, Detections):
+            raise TypeError(f"push expects Detections, got {type(frame.detections).__name__}")
+        frame.detections = frame_with_features(frame.detections, self.width,
+                                               f"frame {frame.detections.frame_index}")
+        t0 = time.perf_counter()
+        released = self.windows.push(frame.detections, frame)
+        return [self._result(item, time.perf_counter() - t0) for item in released]
 
     def flush(self) -> list[FrameResult]:
-        """End of stream: score the ``radius`` frames still waiting; returns their results.
-
-        Pushes ``radius`` empty frames (no nodes, no edges), as :meth:`AnoGraph.score` does.
-        """
-        if self._flushed or self._last is None or not self._pending:
-            self._flushed = True
+        """End of stream: score the ``radius`` frames still waiting; returns their results."""
+        if self._flushed:
             return []
-        last, out = self._last, []
-        for k in range(self.radius):
-            pad = Detections.empty(last.frame_index + 1 + k, last.image_size, last.class_names,
-                                   self.width)
-            out += self._advance(AnalysedFrame(pad, math.nan), real=False)
         self._flushed = True
-        return out
-
-    def _advance(self, frame: AnalysedFrame, real: bool) -> list[FrameResult]:
-        """Push one frame (a real one, or end-of-stream padding) and release the frame, if
-        any, that now has ``radius`` frames after it."""
         t0 = time.perf_counter()
-        graph = self.window.push(frame.detections)  # validates order and width first
-        t_graph = time.perf_counter() - t0
-        number = self._pushed
-        self._pushed += 1
-        if real:
-            self._pending.append((number, frame))
-            self._last = frame.detections
-        if not self._pending or number - self._pending[0][0] < self.radius:
-            return []
-        _, centre = self._pending.popleft()
-        # The centre's nodes, in row order (nodes are ordered by frame, then row).
-        rows = torch.nonzero(graph.frame == centre.detections.frame_index).reshape(-1)
+        released = self.windows.flush()
+        return [self._result(item, (time.perf_counter() - t0) / max(len(released), 1))
+                for item in released]
+
+    def _result(self, item: CentredWindow, t_graph: float) -> FrameResult:
+        centre: AnalysedFrame = item.payload
         t1 = time.perf_counter()
-        scores = self.model._node_scores(graph)[rows].numpy().astype(np.float64)
+        scores = self.model.score_graph(item.graph)[item.rows].numpy().astype(np.float64)
         t_score = time.perf_counter() - t1
         explanations = None
         if self.explain_top_k and len(centre.detections):
             from stgraph.explain import explain_nodes
             explanations = [e.top(self.explain_top_k) for e in
-                            explain_nodes(self.model, graph, rows.tolist())]
+                            explain_nodes(self.model, item.graph, item.rows.tolist())]
         timings = {stage: 0.0 for stage in STAGES}
         timings.update(centre.timings)
         timings["graph"] = t_graph
         timings["score"] = t_score
         timings["latency"] = time.perf_counter() - centre.arrived
         frame_score = float(scores.max()) if len(scores) else math.nan
-        return [FrameResult(centre.detections.frame_index, centre.time_s, centre.detections,
-                            scores, frame_score, timings, centre.image, explanations)]
+        return FrameResult(centre.detections.frame_index, centre.time_s, centre.detections,
+                           scores, frame_score, timings, centre.image, explanations)
 
     def run(self, frames: Iterable[AnalysedFrame | Detections]) -> Iterator[FrameResult]:
         """Push every frame of ``frames``, then flush: one result per frame, in order."""
         for frame in frames:
             yield from self.push(frame)
         yield from self.flush()
+
+
+@dataclass
+class FrameOutput:
+    """What a frame-level model says about one frame (see :class:`FrameStreamScorer`).
+
+    Attributes:
+        frame_score: the frame's raw score (higher = more abnormal).
+        object_scores: float64 [N], one per row of the frame's detections ([0] without any).
+        pixel_map: float32 [h, w] per-pixel scores, or None.
+    """
+
+    frame_score: float
+    object_scores: np.ndarray
+    pixel_map: np.ndarray | None = None
+
+
+class FrameStreamScorer:
+    """Score a stream of frames with a fitted frame-level model (``consumes = "frames"``).
+
+    The model provides ``score_next_frame(state, image, detections) -> (state, FrameOutput |
+    None)``: ``state`` is whatever the model keeps between frames (its history of preprocessed
+    frames; None at the start of a video), ``image`` the BGR frame [H, W, 3] uint8, and the
+    output None while the model has too little history to score (those frames get a NaN frame
+    score). The model's batch :meth:`score` runs the same step over the video, so streaming
+    equals batch. Latency: 0 frames.
+    """
+
+    def __init__(self, model: Any, fps: float | None = None) -> None:
+        model.check_is_fitted("stream")
+        self.model = model
+        self.fps = float(fps) if fps else 25.0
+        self._state: Any = None
+
+    latency_frames = 0
+
+    def reset(self) -> None:
+        """Forget the stream (start a new video)."""
+        self._state = None
+
+    def push(self, frame: AnalysedFrame) -> list[FrameResult]:
+        """Score the next frame (its ``image`` is required); returns its result."""
+        if not isinstance(frame, AnalysedFrame) or frame.image is None:
+            raise TypeError("a frame-level model scores images: push AnalysedFrame with image")
+        t0 = time.perf_counter()
+        self._state, output = self.model.score_next_frame(self._state, frame.image,
+                                                          frame.detections)
+        timings = {stage: 0.0 for stage in STAGES}
+        timings.update(frame.timings)
+        timings["score"] = time.perf_counter() - t0
+        timings["latency"] = time.perf_counter() - frame.arrived
+        n = len(frame.detections)
+        if output is None:
+            return [FrameResult(frame.detections.frame_index, frame.time_s, frame.detections,
+                                np.full(n, math.nan), math.nan, timings, frame.image)]
+        return [FrameResult(frame.detections.frame_index, frame.time_s, frame.detections,
+                            np.asarray(output.object_scores, np.float64), float(output.frame_score),
+                            timings, frame.image, pixel_map=output.pixel_map)]
+
+    def flush(self) -> list[FrameResult]:
+        """Nothing waits (latency 0)."""
+        return []
+
+    def run(self, frames: Iterable[AnalysedFrame]) -> Iterator[FrameResult]:
+        for frame in frames:
+            yield from self.push(frame)
 
 
 # ---------------------------------------------------------------------------- front stages
@@ -233,7 +278,9 @@ def analyse_frames(detector: Any, features: Any, source: Iterable[Any],
 
     Args:
         detector: ``detect(image, frame_index=) -> Detections``; ``reset()`` is called first.
-        features: a feature producer, ``extract(image, detections, previous) -> [N, D]``.
+            None: every frame gets empty detections (frame-level models).
+        features: a feature producer, ``extract(image, detections, previous) -> [N, D]``, or
+            None (no node features).
         source: frames (``Frame(index, time_s, image)``), e.g. a
             :class:`~stgraph.io.frames.FrameSource`.
         keep_images: keep each frame's image in the result (for overlays).
@@ -243,7 +290,7 @@ def analyse_frames(detector: Any, features: Any, source: Iterable[Any],
     the same detections.
     """
     for stage in (detector, features):
-        if hasattr(stage, "reset"):
+        if stage is not None and hasattr(stage, "reset"):
             stage.reset()
     previous: Detections | None = None
     frames = iter(source)
@@ -254,9 +301,13 @@ def analyse_frames(detector: Any, features: Any, source: Iterable[Any],
         except StopIteration:
             return
         t1 = time.perf_counter()
-        dets = detector.detect(frame.image, frame_index=frame.index)
+        if detector is None:  # frame-level models: the frame alone
+            dets = Detections.empty(frame.index, frame.image.shape[:2])
+        else:
+            dets = detector.detect(frame.image, frame_index=frame.index)
         t2 = time.perf_counter()
-        dets = dets.with_features(features.extract(frame.image, dets, previous))
+        if features is not None:
+            dets = dets.with_features(features.extract(frame.image, dets, previous))
         t3 = time.perf_counter()
         previous = dets
         yield AnalysedFrame(dets, float(frame.time_s), frame.image if keep_images else None,
@@ -355,7 +406,10 @@ def stream_pipeline(pipeline: Any, video: Any, *, radius: int | None = None,
                     prefetch: int = 4, keep_images: bool = True,
                     explain_top_k: int = 0) -> Iterator[FrameResult]:
     """Generator behind :meth:`Pipeline.stream` (see there)."""
-    source = pipeline._source(video)
-    scorer = StreamScorer(pipeline.model, radius=radius, fps=source.fps,
-                          explain_top_k=explain_top_k)
+    source = pipeline.source(video)
+    options = {} if radius is None else {"radius": radius}
+    if explain_top_k:
+        options["explain_top_k"] = explain_top_k
+    scorer = pipeline.model.stream_scorer(fps=source.fps, **options)
+    keep_images = keep_images or pipeline.model.consumes == "frames"
     yield from scorer.run(analysed_stream(pipeline, source, keep_images, prefetch))

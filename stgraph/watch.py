@@ -31,7 +31,7 @@ import numpy as np
 from stgraph.alarms import DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_threshold
 from stgraph.fileio import atomic_path
 from stgraph.scores import REQUIRED_COLUMNS
-from stgraph.stream import FrameResult, StreamScorer, analysed_stream
+from stgraph.stream import FrameResult, analysed_stream
 
 __all__ = ["watch", "OverlayRenderer", "ScoreCsvWriter", "VideoWriter", "FOURCC"]
 
@@ -208,7 +208,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
           show: bool = False, threshold: float | None = None,
           quantile: float = DEFAULT_QUANTILE, min_duration: int = 3, merge_gap: int = 5,
           radius: int | None = None, prefetch: int = 4, max_frames: int | None = None,
-          realtime: bool = False, video: str | None = None,
+          realtime: bool = False, video: str | None = None, start: int = 0,
           log: Callable[[str], None] | None = None) -> dict:
     """Score ``source`` live with the pipeline saved in ``model_dir``; write the outputs.
 
@@ -222,6 +222,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
         radius: window radius (latency in frames); None: the model's.
         prefetch: frames decoded/detected ahead in a background thread (0: no thread).
         max_frames: stop after this many frames.
+        start: first frame index (frame numbers in the outputs stay those of the video).
         realtime: release a video file's frames at their own rate, as a camera would.
         video: name in the events and scores (default: from the source).
         log: where progress lines go (default: stderr).
@@ -235,19 +236,20 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
     pipe = Pipeline.load(model_dir, progress=False)
     model = pipe.model
     limit = threshold if threshold is not None else default_threshold(model, quantile)
-    frame_source = pipe._source(source)
+    frame_source = pipe.source(source, start=start)
     name = video or (f"camera{source}" if isinstance(source, int) else video_name(source))
     if show and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         log("stgraph watch: no display found; running headless (--show ignored)")
         show = False
-    scorer = StreamScorer(model, radius=radius, fps=frame_source.fps)
+    scorer = model.stream_scorer(fps=frame_source.fps,
+                                 **({} if radius is None else {"radius": radius}))
     tracker = AlarmTracker(limit, min_duration, merge_gap, video=name)
     renderer = OverlayRenderer(limit, default_threshold(model, 0.5))
     writer = VideoWriter(out, frame_source.fps) if out else None
     event_log = EventWriter(events) if events else None
     score_log = ScoreCsvWriter(scores, name) if scores else None
     summary: dict[str, Any] = {"video": name, "frames": 0, "events": 0, "interrupted": False,
-                               "threshold": limit, "radius": scorer.radius}
+                               "threshold": limit, "radius": scorer.latency_frames}
     started = time.perf_counter()
     rate = _Rate()
 
@@ -278,10 +280,10 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
         return True
 
     frames = paced(frame_source) if realtime else frame_source
-    keep = bool(out or show)
+    keep = bool(out or show) or model.consumes == "frames"
     stream = analysed_stream(pipe, _limited(frames, max_frames), keep_images=keep,
                              prefetch=prefetch)
-    log(f"stgraph watch: {name} (threshold {limit:.4f}, latency {scorer.radius} frames); "
+    log(f"stgraph watch: {name} (threshold {limit:.4f}, latency {scorer.latency_frames} frames); "
         "Ctrl-C to stop")
     try:
         with _StopFlag() as stop:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch_geometric.data import Data
 
 from stgraph.cli import main
 from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
@@ -51,7 +52,9 @@ def scores_csv(dataset, model_dir) -> Path:
 
 def test_fit_writes_a_loadable_pipeline(model_dir):
     spec = json.loads((model_dir / "pipeline.json").read_text())
-    assert spec["detector"]["class"] == "detectors.motion.MotionRegionDetector"
+    assert spec["detector"] == {"kind": "detector", "class": "MotionRegionDetector",
+                                "params": spec["detector"]["params"]}
+    assert spec["version"] == 2
     assert spec["features"]["class"].endswith("GeometryFeatures")
     assert (model_dir / "model").is_dir()
 
@@ -92,7 +95,7 @@ def test_graph_with_the_motion_detector(dataset, tmp_path: Path, capsys):
     assert main(["--quiet", "graph", "--video", str(video), "--detector", "motion",
                  "--features", "geometry", "--start", "8", "--frames", "6",
                  "--out", str(out), "--plot", str(plot)]) == 0
-    data = torch.load(out, weights_only=False)
+    data = Data.from_dict(torch.load(out, weights_only=True))  # no pickled classes
     assert data.num_nodes > 0 and data.x.shape[1] == 8
     assert set(data.frame.tolist()) <= set(range(8, 14))
     assert cv2.imread(str(plot)) is not None

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+from torch_geometric.data import Data
 
 from stgraph.cli import main
 
@@ -22,7 +23,7 @@ def run_graph(capsys, tmp_path: Path, video: Path, *detector_args: str) -> tuple
     assert code == 0, captured.err
     image = cv2.imread(str(plot))
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
-    return torch.load(out, weights_only=False), captured.out
+    return Data.from_dict(torch.load(out, weights_only=True)), captured.out
 
 
 def check_graph(data, stdout: str) -> None:

@@ -215,7 +215,7 @@ def test_concat_features_columns_reset_and_params(blank):
     both.reset()
     assert counter.seen == 0
     params = ConcatFeatures([GeometryFeatures(), RoIAlignFeatures(layer=6)]).get_params()
-    assert params["producers"][1] == {"class": "stgraph.features.roi.RoIAlignFeatures",
+    assert params["producers"][1] == {"kind": "features", "class": "RoIAlignFeatures",
                                       "params": {"weights": None, "layer": 6, "output_size": 7,
                                                  "pool": "avg", "input_size": None, "device": "cpu",
                                                  "seed": 0}}
@@ -225,10 +225,10 @@ def test_concat_features_columns_reset_and_params(blank):
 
 
 def test_concat_rebuilds_from_its_params():
-    from stgraph.pipeline import build_component, component_spec
+    from stgraph.registry import build_component, component_spec
 
     original = ConcatFeatures([GeometryFeatures(gate=2.0), RoIAlignFeatures(layer=6, pool="max")])
-    rebuilt = build_component(component_spec(original))
+    rebuilt = build_component(component_spec(original), "features")
     assert repr(rebuilt) == repr(original)
     assert repr(original).count("\n") == 0 and "gate=2.0" in repr(original)
 

@@ -9,7 +9,7 @@ import pytest
 from detectors.base import Detections
 from detectors.coco import COCO_CLASSES
 from stgraph.features import ClassFeatures, ConcatFeatures, FeatureError, GeometryFeatures
-from stgraph.pipeline import build_component, component_spec
+from stgraph.registry import build_component, component_spec
 
 H, W = 60, 80
 BLANK = np.zeros((H, W, 3), np.uint8)
@@ -65,7 +65,7 @@ def test_empty_frame_and_bad_inputs():
 def test_params_round_trip_inside_concat():
     producer = ConcatFeatures([GeometryFeatures(), ClassFeatures(("person", "car"), weighted=False)])
     spec = json.loads(json.dumps(component_spec(producer)))
-    rebuilt = build_component(spec)
+    rebuilt = build_component(spec, "features")
     assert rebuilt.dim == 8 + 3
     d = dets([2, 0], [0.4, 0.8])
     np.testing.assert_array_equal(rebuilt.extract(BLANK, d), producer.extract(BLANK, d))

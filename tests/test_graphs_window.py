@@ -123,7 +123,7 @@ def test_bad_size(size):
 
 
 def test_bad_builder():
-    with pytest.raises(GraphBuildError, match="builder must be an ObjectGraphBuilder"):
+    with pytest.raises(GraphBuildError, match="needs a builder with spatial_blocks"):
         SlidingWindowGraph("builder", size=3).push(stream(9, [1])[0])
 
 

@@ -16,8 +16,9 @@ from torch_geometric.data import Data
 from detectors.base import Detections
 from stgraph.graphs import ObjectGraphBuilder
 from stgraph.models import AnoGraph, AnoGraphDGI, NotFittedError, train_dgi
-from stgraph.models.anograph import training_summary
 from stgraph.models.base import CONFIG_FILE, STATE_FILE
+from stgraph.models.density import MahalanobisDensity, cross_fitted_scores
+from stgraph.models.dgi_training import training_summary
 
 IMAGE_SIZE = (240, 320)  # (H, W)
 FEATURE_DIM = 16
@@ -154,12 +155,12 @@ def test_loss_is_the_bce_of_eq4():
 
 def test_score_is_one_minus_discriminator_against_s_train():
     net = identity_network(symmetric=False)
-    with pytest.raises(RuntimeError, match="needs s_train"):
-        net.score(**TWO_NODES)
-    net.train_summary.copy_(torch.tensor([0.3, 0.8]))
     h = net.encode(**TWO_NODES)
+    with pytest.raises(RuntimeError, match="needs s_train"):
+        net.discriminator_score(h)
+    net.train_summary.copy_(torch.tensor([0.3, 0.8]))
     expected = 1 - torch.sigmoid(h @ net.weight @ torch.tensor([0.3, 0.8]))
-    torch.testing.assert_close(net.score(**TWO_NODES), expected)
+    torch.testing.assert_close(net.discriminator_score(h), expected)
     assert repr(net) == "AnoGraphDGI(in_dim=2, hidden=2, symmetric=False)"
 
 
@@ -274,19 +275,16 @@ def test_mahalanobis_training_quantiles_are_out_of_sample(projection, train_vide
         scores > model.train_scores_.quantile(0.95))
 
 
-def test_cross_fitted_distances_hand_cases():
-    from stgraph.models.anograph import cross_fitted_distances, mahalanobis_distances
-
+def test_cross_fitted_scores_hand_cases():
     rng = np.random.default_rng(0)
-    a, b = rng.normal(0, 1, (50, 3)), rng.normal(0, 1, (40, 3))
-    got = cross_fitted_distances([a, b])  # fold 0 = video a, scored with b's distribution
-    assert got.shape == (90,)
-    from stgraph.models.anograph import embedding_moments
-    np.testing.assert_allclose(got[:50], mahalanobis_distances(a, *embedding_moments(b)))
-    single = cross_fitted_distances([np.concatenate([a, b])])  # one video: its two halves
-    np.testing.assert_allclose(single[:45], mahalanobis_distances(np.concatenate([a, b])[:45],
-                               *embedding_moments(np.concatenate([a, b])[45:])))
-    assert cross_fitted_distances([a[:3]]).shape == (3,)  # too few to hold out: in-sample
+    a, b = (torch.from_numpy(rng.normal(0, 1, shape)) for shape in ((50, 3), (40, 3)))
+    got = cross_fitted_scores([a, b])  # fold 0 = video a, scored with b's density
+    assert got.shape == (90,) and got.dtype == torch.float64
+    torch.testing.assert_close(got[:50], MahalanobisDensity().fit(b).score(a))
+    both = torch.cat([a, b])
+    single = cross_fitted_scores([both])  # one video: its two halves
+    torch.testing.assert_close(single[:45], MahalanobisDensity().fit(both[45:]).score(both[:45]))
+    assert cross_fitted_scores([a[:3]]).shape == (3,)  # too few to hold out: in-sample
 
 
 def test_fit_accepts_a_single_video(train_videos):
@@ -415,7 +413,7 @@ def test_fit_input_errors(train_videos):
         tiny_model().fit([empty_video])
     with pytest.raises(ValueError, match="hidden must be an int >= 1"):
         tiny_model(hidden=0).fit(train_videos)
-    with pytest.raises(TypeError, match="builder must be an ObjectGraphBuilder"):
+    with pytest.raises(TypeError, match="builder must be a graph builder"):
         tiny_model(builder="complete").fit(train_videos)
 
 
@@ -423,7 +421,7 @@ def test_params_are_json_and_repr_is_one_line():
     model = AnoGraph(hidden=64, builder=ObjectGraphBuilder(temporal_knn=3))
     params = model.get_params()
     assert json.loads(json.dumps(params)) == params
-    assert params["builder"] == {"class": "stgraph.graphs.object_graph.ObjectGraphBuilder",
+    assert params["builder"] == {"kind": "builder", "class": "ObjectGraphBuilder",
                                  "params": ObjectGraphBuilder(temporal_knn=3).get_params()}
     assert AnoGraph._from_params(params).get_params() == params
     assert repr(AnoGraph(hidden=64)) == "AnoGraph(hidden=64)"
@@ -446,21 +444,20 @@ def test_feature_scaling_standardises_inside_the_encoder():
 
 
 def test_mahalanobis_score_is_the_distance_to_the_training_embeddings():
-    net = AnoGraphDGI(2, hidden=2)
-    with pytest.raises(RuntimeError, match="set_embedding_distribution"):
-        net.mahalanobis_score(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="at least 2 embeddings"):
+        MahalanobisDensity().fit(torch.zeros(1, 2))
     train = torch.from_numpy(np.random.default_rng(0).normal([1.0, -2.0], [1.0, 3.0], (500, 2)))
-    net.set_embedding_distribution(train)
+    density = MahalanobisDensity().fit(train)
     h = torch.tensor([[1.0, -2.0], [4.0, -2.0], [1.0, 7.0]])
-    precision = net.embedding_precision.double()
-    centred = h.double() - net.embedding_mean.double()
-    expected = torch.sqrt(torch.einsum("ni,ij,nj->n", centred, precision, centred))
-    got = net.mahalanobis_score(h)
+    centred = h.double() - density.mean_
+    expected = torch.sqrt(torch.einsum("ni,ij,nj->n", centred, density.precision_, centred))
+    got = density.score(h)
+    assert got.dtype == torch.float32  # computed in the input's dtype
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
     # 3 standard deviations along either axis are about equally far; the centre is closest
     assert got[0] < 0.2 and abs(float(got[1] - got[2])) < 0.5 and 2.5 < float(got[1]) < 3.5
-    with pytest.raises(ValueError, match="scoring"):
-        net.score(torch.zeros(1, 2), torch.zeros(2, 0, dtype=torch.long), method="nope")
+    again = MahalanobisDensity.from_state(density.state_dict())
+    torch.testing.assert_close(again.score(h), got)
 
 
 def test_mahalanobis_and_standardize_round_trip_and_window_exactness(train_videos, test_video,

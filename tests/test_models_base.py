@@ -11,10 +11,13 @@ from torch import nn
 
 from stgraph.models.base import (
     CONFIG_FILE, STATE_FILE, BaseModel, EarlyStopping, ModelFileError, NotFittedError,
-    ScoreQuantiles, check_is_fitted, check_seed, make_generator, resolve_device, seeded,
+    ScoreQuantiles, check_is_fitted, check_labels, check_seed, load_model, make_generator,
+    resolve_device, seeded,
 )
+from stgraph.registry import register
 
 
+@register("builder", "test_knob")
 class Knob:
     """A component with settings, as builders and feature producers are."""
 
@@ -25,6 +28,7 @@ class Knob:
         return {"k": self.k}
 
 
+@register("model", "test_shift_scorer")
 class ShiftScorer(BaseModel):
     """Smallest possible model: score = |x - mean of the training data| * scale."""
 
@@ -40,7 +44,7 @@ class ShiftScorer(BaseModel):
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        self._check_is_fitted("score")
+        self.check_is_fitted("score")
         return (torch.as_tensor(x, dtype=torch.float32) - self.mean_).abs().sum(-1).numpy() * self.scale
 
     def _fitted_config(self) -> dict:
@@ -53,12 +57,6 @@ class ShiftScorer(BaseModel):
         self.mean_ = state["mean"]
         assert self.mean_.numel() == fitted_config["dim"]
 
-    @classmethod
-    def _from_params(cls, params):
-        params = dict(params)
-        if params["knob"] is not None:
-            params["knob"] = Knob(**params["knob"]["params"])
-        return cls(**params)
 
 
 # ---------------------------------------------------------------------- fitted checks
@@ -158,7 +156,7 @@ def test_get_params_and_repr():
     model = ShiftScorer(scale=2.0, knob=Knob(3))
     params = model.get_params()
     assert params == {"scale": 2.0, "device": "cpu",
-                      "knob": {"class": f"{__name__}.Knob", "params": {"k": 3}}}
+                      "knob": {"kind": "builder", "class": "test_knob", "params": {"k": 3}}}
     json.dumps(params)  # JSON-serialisable
     assert repr(ShiftScorer()) == "ShiftScorer()"
     assert repr(ShiftScorer(scale=2.0)) == "ShiftScorer(scale=2.0)"
@@ -180,12 +178,13 @@ def test_save_load_round_trip(tmp_path: Path):
     directory = model.save(tmp_path / "model")
     assert sorted(p.name for p in directory.iterdir()) == [CONFIG_FILE, STATE_FILE]  # no temp files
     config = json.loads((directory / CONFIG_FILE).read_text())
-    assert config["class"] == f"{__name__}.ShiftScorer"
+    assert config["class"] == "test_shift_scorer"
     assert config["params"]["scale"] == 2.0 and config["fitted"] == {"dim": 2}
     loaded = ShiftScorer.load(directory)
     assert loaded.knob.k == 5 and loaded.scale == 2.0
     np.testing.assert_array_equal(loaded.score(x + 1), model.score(x + 1))
     assert ShiftScorer.load(directory, device="cpu").device == "cpu"
+    assert isinstance(load_model(directory), ShiftScorer)  # any registered model, by name
 
 
 def test_save_before_fit_raises(tmp_path: Path):
@@ -204,11 +203,17 @@ def test_load_errors_name_the_problem(tmp_path: Path):
         ShiftScorer.load(directory)
 
     (directory / CONFIG_FILE).write_text(json.dumps({**config, "class": "x.Other"}))
-    with pytest.raises(ModelFileError, match="holds a 'x.Other'"):
+    with pytest.raises(ModelFileError, match="holds a 'x.Other': unknown model"):
+        ShiftScorer.load(directory)
+    (directory / CONFIG_FILE).write_text(json.dumps({**config, "class": "anograph"}))
+    with pytest.raises(ModelFileError, match="holds a 'anograph' .AnoGraph., not a ShiftScorer"):
         ShiftScorer.load(directory)
 
     (directory / CONFIG_FILE).write_text(json.dumps({**config, "format_version": 99}))
-    with pytest.raises(ModelFileError, match="format version 99"):
+    with pytest.raises(ModelFileError, match="format version 99.*upgrade stgraph"):
+        ShiftScorer.load(directory)
+    (directory / CONFIG_FILE).write_text(json.dumps({**config, "format_version": 0}))
+    with pytest.raises(ModelFileError, match="format version 0.*fit the model again"):
         ShiftScorer.load(directory)
 
     (directory / CONFIG_FILE).write_text(json.dumps({k: v for k, v in config.items() if k != "fitted"}))
@@ -233,7 +238,37 @@ def test_failed_save_keeps_the_previous_model(tmp_path: Path):
         def _fitted_state(self) -> dict:
             raise RuntimeError("disk full")
 
+    register("model", "test_broken")(Broken)
     with pytest.raises(RuntimeError, match="disk full"):
         Broken().fit(np.zeros((1, 2))).save(directory)
     assert (directory / STATE_FILE).read_bytes() == before
     assert sorted(p.name for p in directory.iterdir()) == [CONFIG_FILE, STATE_FILE]
+    # a config that cannot be serialised (a numpy value is converted; an object is not) fails
+    # before anything is written: weights and config never disagree
+    assert json.loads((ShiftScorer(scale=np.float64(3.0)).fit(np.ones((1, 2)))
+                       .save(tmp_path / "np") / CONFIG_FILE).read_text())["params"]["scale"] == 3.0
+    with pytest.raises(TypeError, match="cannot be saved"):
+        ShiftScorer(scale=object()).fit(np.zeros((1, 2))).save(directory)
+    assert (directory / STATE_FILE).read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary dirs left
+
+
+def test_save_gives_normal_permissions(tmp_path: Path):
+    import os
+    old = os.umask(0o022)
+    try:
+        directory = ShiftScorer().fit(np.ones((1, 2))).save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert directory.stat().st_mode & 0o777 == 0o755
+
+
+def test_check_labels():
+    assert check_labels(None, 3) is None
+    np.testing.assert_array_equal(check_labels([0, 1, 1], 3), [0, 1, 1])
+    with pytest.raises(ValueError, match="pass y"):
+        check_labels(None, 3, required=True)
+    with pytest.raises(ValueError, match="one label per training video"):
+        check_labels([0, 1], 3)
+    with pytest.raises(ValueError, match="0 .normal. or 1"):
+        check_labels([0, 2, 1], 3)

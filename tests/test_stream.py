@@ -9,7 +9,7 @@ import pytest
 from _live_helpers import fitted_pipeline, small_video
 
 from detectors.base import Detections
-from stgraph.stream import STAGES, AnalysedFrame, ReadAhead, StreamScorer
+from stgraph.stream import STAGES, AnalysedFrame, GraphStreamScorer, ReadAhead
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,14 @@ def test_pipeline_stream_equals_batch_score(pipe, video):
 def test_stream_scorer_equals_batch_for_any_radius(pipe, detections, radius):
     model = with_radius(pipe.model, radius)
     batch = model.score(detections, video="v")
-    results = list(StreamScorer(model).run(detections))
+    results = list(GraphStreamScorer(model).run(detections))
     streamed = np.concatenate([r.scores for r in results])
     np.testing.assert_allclose(streamed, batch.column("score"), rtol=0, atol=1e-6)
 
 
 def test_latency_is_radius_frames_and_flush_releases_the_rest(pipe, detections):
     radius = 3
-    scorer = StreamScorer(pipe.model, radius=radius)
+    scorer = GraphStreamScorer(pipe.model, radius=radius)
     assert scorer.latency_frames == radius
     released = []
     for pushed, frame in enumerate(detections):
@@ -84,7 +84,7 @@ def test_video_shorter_than_the_window(pipe, detections):
     model = with_radius(pipe.model, 6)
     short = detections[4:7]
     batch = model.score(short, video="v", exact_windows=True)
-    results = list(StreamScorer(model).run(short))
+    results = list(GraphStreamScorer(model).run(short))
     assert [r.frame_index for r in results] == [d.frame_index for d in short]
     np.testing.assert_allclose(np.concatenate([r.scores for r in results]),
                                batch.column("score"), atol=1e-6)
@@ -92,7 +92,7 @@ def test_video_shorter_than_the_window(pipe, detections):
 
 def test_retained_state_never_exceeds_the_window(pipe, detections):
     radius = 2
-    scorer = StreamScorer(pipe.model, radius=radius)
+    scorer = GraphStreamScorer(pipe.model, radius=radius)
     features = next(d.features for d in detections if len(d))
     for t in range(40):  # a stream longer than the video: reuse one frame's objects
         frame = Detections(detections[10].boxes, detections[10].scores, detections[10].labels,
@@ -101,19 +101,19 @@ def test_retained_state_never_exceeds_the_window(pipe, detections):
         scorer.push(frame)
         in_window, waiting = scorer.held_frames
         assert in_window <= 2 * radius + 1 and waiting <= radius + 1
-        assert len(scorer.window.frames) == in_window
-    assert scorer.window.frames == list(range(40 - (2 * radius + 1), 40))
+        assert len(scorer.windows.window.frames) == in_window
+    assert scorer.windows.window.frames == list(range(40 - (2 * radius + 1), 40))
 
 
 def test_scorer_rejects_bad_frames(pipe, detections):
-    scorer = StreamScorer(pipe.model, radius=2)
+    scorer = GraphStreamScorer(pipe.model, radius=2)
     frame = next(d for d in detections if len(d))
     with pytest.raises(ValueError, match="no features"):
         scorer.push(Detections(frame.boxes, frame.scores, frame.labels, frame_index=0))
     with pytest.raises(ValueError, match="width"):
         scorer.push(frame.with_features(np.zeros((len(frame), 3), np.float32)))
     with pytest.raises(ValueError, match="radius"):
-        StreamScorer(pipe.model, radius=-1)
+        GraphStreamScorer(pipe.model, radius=-1)
 
 
 def test_read_ahead_passes_items_errors_and_stops_its_thread():
@@ -138,7 +138,7 @@ def test_read_ahead_passes_items_errors_and_stops_its_thread():
 
 
 def test_analysed_frames_are_scored_with_their_time(pipe, detections):
-    scorer = StreamScorer(pipe.model, radius=1)
+    scorer = GraphStreamScorer(pipe.model, radius=1)
     frames = [AnalysedFrame(d, 0.5 * k, timings={"decode": 0.01}) for k, d in enumerate(detections)]
     results = list(scorer.run(frames))
     assert [r.time_s for r in results] == [0.5 * k for k in range(len(detections))]

@@ -42,7 +42,7 @@ from detectors.base import Detections
 from stgraph.cache import fingerprint, settings_key
 from stgraph.datasets.folders import VideoDataset, VideoItem
 from stgraph.fileio import atomic_path, atomic_write_text
-from stgraph.pipeline import Pipeline, component_spec, video_name
+from stgraph.pipeline import Pipeline, settings_of, video_name
 
 __all__ = ["ObjectGraphDataset"]
 
@@ -103,8 +103,8 @@ class ObjectGraphDataset(InMemoryDataset):
         self.items = _as_items(videos, split)
         self.detector, self.features, self.builder = detector, features, builder
         self.window, self.resize, self.stride, self.progress = window, resize, stride, progress
-        self.settings = {"detector": component_spec(detector), "features": component_spec(features),
-                         "builder": component_spec(builder), "window": window,
+        self.settings = {"detector": settings_of(detector), "features": settings_of(features),
+                         "builder": settings_of(builder), "window": window,
                          "resize": None if resize is None else list(resize), "stride": stride}
         self.key = settings_key(self.settings, [_video_identity(v) for v in self.items])
         super().__init__(str(root), transform, pre_transform, log=False, force_reload=force_reload)

@@ -12,6 +12,10 @@ Formats:
 * interval CSV (your own cameras): header ``video,start,end``, one row per anomalous interval,
   **0-based inclusive** frame indices; a row with empty or ``-1`` start/end lists a video
   without anomalies.
+* video labels (weakly supervised training, ``stgraph fit --labels``): a CSV with header
+  ``video,label`` (one row per video, label 0 = normal, 1 = contains an anomaly) or a JSON
+  object ``{"video": 0 | 1, ...}``; video names as the CLI names videos (file stem or folder
+  name).
 * pixel masks: a folder of images (UCSD ``Test001_gt/001.bmp``; nonzero = anomalous), a MATLAB
   ``.mat`` with a cell ``volLabel`` of per-frame masks (CUHK Avenue), or an ``.npy`` ``[T, H, W]``
   (ShanghaiTech ``test_pixel_mask``).
@@ -29,7 +33,7 @@ import numpy as np
 from stgraph.io.frames import IMAGE_EXTENSIONS, natural_key
 
 __all__ = ["intervals_to_labels", "read_ucsd_m", "read_interval_csv", "read_pixel_masks",
-           "mask_count", "masks_to_labels", "mask_files", "MAT_MASK_KEY"]
+           "mask_count", "masks_to_labels", "mask_files", "MAT_MASK_KEY", "read_video_labels"]
 
 MAT_MASK_KEY = "volLabel"
 """Variable holding the per-frame mask cell array in CUHK Avenue ``{N}_label.mat`` files."""
@@ -114,6 +118,46 @@ def read_interval_csv(path: str | Path) -> dict[str, list[tuple[int, int]]]:
                                  f"{row['start']!r}, {row['end']!r}") from None
     if not out:
         raise ValueError(f"no rows in interval CSV {path}")
+    return out
+
+
+def read_video_labels(path: str | Path) -> dict[str, int]:
+    """Video-level labels ``{video: 0 | 1}`` from a ``video,label`` CSV or a JSON object.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: another layout, a label that is not 0/1, or a video listed twice (the
+            message names the file and the row or key).
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video labels file not found: {path}")
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path}: expected a JSON object {{video: 0 or 1}}")
+        items = [(str(k), v, f"key {k!r}") for k, v in doc.items()]
+    else:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        if not rows or [c.strip().lower() for c in rows[0]] != ["video", "label"]:
+            raise ValueError(f"{path}: expected a CSV with header 'video,label'")
+        items = [(row[0].strip(), row[1].strip() if len(row) > 1 else "", f"row {n}")
+                 for n, row in enumerate(rows[1:], start=2) if any(c.strip() for c in row)]
+    out: dict[str, int] = {}
+    for video, value, where in items:
+        if str(value) not in ("0", "1"):
+            raise ValueError(f"{path} {where}: label must be 0 or 1, got {value!r}")
+        if video in out:
+            raise ValueError(f"{path} {where}: video {video!r} is listed twice")
+        out[video] = int(value)
+    if not out:
+        raise ValueError(f"{path} lists no videos")
     return out
 
 

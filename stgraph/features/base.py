@@ -22,21 +22,11 @@ import numpy as np
 from detectors.base import Detections, check_image
 
 __all__ = ["FeatureProducer", "ConcatFeatures", "FeatureError", "annotate_features",
-           "producer_spec", "check_frame"]
+           "check_frame"]
 
 
 class FeatureError(ValueError):
     """Inputs of a feature producer are inconsistent (image vs detections, lengths, sizes)."""
-
-
-def producer_spec(producer: "FeatureProducer") -> dict:
-    """``{"class": "module.Class", "params": producer.get_params()}`` (JSON-serialisable).
-
-    The same format as ``stgraph.pipeline.component_spec``, so a saved ``ConcatFeatures`` is
-    rebuilt with its parts by ``stgraph.pipeline.build_component``.
-    """
-    cls = type(producer)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": producer.get_params()}
 
 
 class FeatureProducer:
@@ -44,9 +34,27 @@ class FeatureProducer:
 
     ``get_params`` reads the ``__init__`` signature (scikit-learn style), so every setting must be
     a named constructor argument stored under its own name; ``repr`` and ``__call__`` come free.
+
+    A producer that learns (an autoencoder's box features) sets ``requires_fit = True`` and
+    writes :meth:`fit` (on the training videos, before extraction), :meth:`fitted_state` (its
+    learned tensors, saved in the pipeline directory and digested into cache keys) and
+    :meth:`restore`.
     """
 
     dim: int
+    #: Whether :meth:`fit` must run before :meth:`extract` (learned producers).
+    requires_fit: bool = False
+
+    def fit(self, videos: Sequence[Any]) -> "FeatureProducer":
+        """Learn from training videos (``FrameSource`` s); returns self. No-op unless learned."""
+        return self
+
+    def fitted_state(self) -> dict:
+        """Learned tensors ``{name: Tensor}`` (loadable with ``weights_only=True``)."""
+        return {}
+
+    def restore(self, state: dict) -> None:
+        """Set the learned state saved by :meth:`fitted_state`."""
 
     def extract(self, image: np.ndarray, detections: Detections,
                 previous: Detections | None = None) -> np.ndarray:  # pragma: no cover - abstract
@@ -127,8 +135,30 @@ class ConcatFeatures(FeatureProducer):
         for p in self._checked_producers():
             p.reset()
 
+    @property
+    def requires_fit(self) -> bool:  # type: ignore[override]
+        return any(getattr(p, "requires_fit", False) for p in self._checked_producers())
+
+    def fit(self, videos: Sequence[Any]) -> "ConcatFeatures":
+        for p in self._checked_producers():
+            if getattr(p, "requires_fit", False):
+                p.fit(videos)
+        return self
+
+    def fitted_state(self) -> dict:
+        return {f"{k}.{name}": value for k, p in enumerate(self._checked_producers())
+                for name, value in p.fitted_state().items()}
+
+    def restore(self, state: dict) -> None:
+        for k, p in enumerate(self._checked_producers()):
+            prefix = f"{k}."
+            p.restore({name[len(prefix):]: v for name, v in state.items()
+                       if name.startswith(prefix)})
+
     def get_params(self) -> dict:
-        return {"producers": [producer_spec(p) for p in self.producers]}
+        from stgraph.registry import component_spec
+
+        return {"producers": [component_spec(p, "features") for p in self.producers]}
 
     def __repr__(self) -> str:
         return f"ConcatFeatures([{', '.join(repr(p) for p in self.producers)}])"

@@ -5,20 +5,28 @@ frame adds one spatial block and one temporal block (previous -> new) to G_st, a
 frame's blocks leave: :class:`SlidingWindowGraph` computes only those two blocks per frame and
 reuses the cached ones, with the same block functions as :class:`ObjectGraphBuilder`, so its graph
 equals ``builder.build(last size frames)`` exactly.
+
+:class:`CentredWindows` is the one centred-window loop on top of it: each frame t is released with
+the graph of frames ``t - radius .. t + radius`` once frame ``t + radius`` has arrived, and
+:meth:`CentredWindows.flush` closes a video with ``radius`` empty frames. Batch scoring
+(:meth:`stgraph.models.AnoGraph.score` with small radii), live streaming
+(:mod:`stgraph.stream`) and explanations (:func:`stgraph.explain.explain_video`) all use it.
 """
 from __future__ import annotations
 
 from collections import deque
+from typing import Any, NamedTuple
 
 import torch
+from torch import Tensor
 from torch_geometric.data import Data
 
 from detectors.base import Detections
-from stgraph.graphs.object_graph import (EdgeBlock, GraphBuildError, ObjectGraphBuilder,
+from stgraph.graphs.object_graph import (EdgeBlock, GraphBuildError,
                                          check_frames, first_node_ids, graph_data, merge_blocks,
                                          node_tensors, offset_blocks, stack_features)
 
-__all__ = ["SlidingWindowGraph"]
+__all__ = ["SlidingWindowGraph", "CentredWindows", "CentredWindow"]
 
 
 class SlidingWindowGraph:
@@ -35,7 +43,7 @@ class SlidingWindowGraph:
         ...     graph = window.push(det)   # graph of up to 25 latest frames
     """
 
-    def __init__(self, builder: ObjectGraphBuilder, size: int) -> None:
+    def __init__(self, builder: Any, size: int) -> None:
         self.builder = builder
         self.size = size
         self._frames: deque[Detections] = deque()  # held frames, oldest first
@@ -84,9 +92,10 @@ class SlidingWindowGraph:
         return len(self._frames)
 
     def _check_params(self) -> None:
-        if not isinstance(self.builder, ObjectGraphBuilder):
+        if not all(hasattr(self.builder, name) for name in ("spatial_blocks", "temporal_blocks")):
             raise GraphBuildError(
-                f"builder must be an ObjectGraphBuilder, got {type(self.builder).__name__}")
+                f"a sliding window needs a builder with spatial_blocks/temporal_blocks (an "
+                f"object graph builder), got {type(self.builder).__name__}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
             raise GraphBuildError(
                 f"size must be an integer >= 1 (frames per window), got {self.size!r}")
@@ -98,3 +107,82 @@ class SlidingWindowGraph:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(size={self.size}, held={len(self)}, "
                 f"builder={self.builder!r})")
+
+
+class CentredWindow(NamedTuple):
+    """A frame released by :class:`CentredWindows` with the graph it is scored on.
+
+    ``detections``: the centre frame; ``graph``: the graph of frames ``t - radius .. t + radius``
+    (cut at the ends of the video); ``rows``: int64 [N_t], the centre frame's node ids in
+    ``graph``, in row order; ``payload``: what was pushed with the frame (e.g. its image).
+    """
+
+    detections: Detections
+    graph: Data
+    rows: Tensor
+    payload: Any
+
+
+class CentredWindows:
+    """Release each frame with the graph of the ``radius`` frames either side of it.
+
+    Args:
+        builder: the graph settings (an :class:`~stgraph.graphs.object_graph.ObjectGraphBuilder`).
+        radius: frames either side of the centre; the latency in frames.
+        feature_width: D, the node feature width (for the empty frames that close a video).
+
+    :meth:`push` frames in time order; frame t comes out of the push of frame ``t + radius``.
+    :meth:`flush` pushes ``radius`` empty frames, which add no nodes and no edges, so the last
+    frames are scored on windows that end where the video ends, like the first ones. State held:
+    at most ``2 * radius + 1`` frames in the window and ``radius + 1`` waiting.
+    """
+
+    def __init__(self, builder: Any, radius: int, feature_width: int) -> None:
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise GraphBuildError(f"radius must be an int >= 0 (frames), got {radius!r}")
+        self.radius = radius
+        self.feature_width = feature_width
+        self.window = SlidingWindowGraph(builder, 2 * radius + 1)
+        self._pending: deque[tuple[int, Detections, Any]] = deque()
+        self._pushed = 0
+        self._last: Detections | None = None
+
+    @property
+    def held_frames(self) -> tuple[int, int]:
+        """``(frames in the window, frames waiting for release)``."""
+        return len(self.window), len(self._pending)
+
+    def reset(self) -> None:
+        """Forget the stream (start a new video)."""
+        self.window.reset()
+        self._pending.clear()
+        self._pushed = 0
+        self._last = None
+
+    def push(self, detections: Detections, payload: Any = None) -> list[CentredWindow]:
+        """Add the next frame; return the frame released by it (none in the first ``radius``)."""
+        return self._advance(detections, payload, real=True)
+
+    def flush(self) -> list[CentredWindow]:
+        """End of the video: release the frames still waiting (then call :meth:`reset`)."""
+        if self._last is None or not self._pending:
+            return []
+        last, out = self._last, []
+        for k in range(self.radius):
+            pad = Detections.empty(last.frame_index + 1 + k, last.image_size, last.class_names,
+                                   self.feature_width)
+            out += self._advance(pad, None, real=False)
+        return out
+
+    def _advance(self, detections: Detections, payload: Any, real: bool) -> list[CentredWindow]:
+        graph = self.window.push(detections)  # validates order and width first
+        number = self._pushed
+        self._pushed += 1
+        if real:
+            self._pending.append((number, detections, payload))
+            self._last = detections
+        if not self._pending or number - self._pending[0][0] < self.radius:
+            return []
+        _, centre, centre_payload = self._pending.popleft()
+        rows = torch.nonzero(graph.frame == centre.frame_index).reshape(-1)
+        return [CentredWindow(centre, graph, rows, centre_payload)]

@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "Frame", "FrameSource", "VideoFileSource", "ImageFolderSource", "ArraySource", "CameraSource",
     "open_source", "natural_key", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "SourceError",
+    "FrameWindow", "as_frame_source",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -280,3 +281,66 @@ def open_source(source: "str | Path | int | np.ndarray | Iterable[np.ndarray] | 
             return VideoFileSource(path, resize=resize, stride=stride, fps=fps)
         raise SourceError(f"no such video file or image folder: {path}")
     return ArraySource(source, resize=resize, stride=stride, fps=fps)
+
+
+class FrameWindow(FrameSource):
+    """The frames of ``source`` from index ``start`` on, at most ``count`` of them.
+
+    Frame indices (and times) stay those of the original stream, so scores of a window line up
+    with the whole video's labels. Frames before ``start`` are decoded and dropped.
+
+    Args:
+        source: any :class:`FrameSource`.
+        start: first frame index (>= 0).
+        count: most frames to yield (None: to the end; >= 1).
+
+    Raises:
+        ValueError: ``start`` negative or ``count`` < 1 (the message names the value).
+    """
+
+    def __init__(self, source: FrameSource, start: int = 0, count: int | None = None):
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"start must be a frame index >= 0, got {start!r}")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, (int, np.integer))
+                                  or count < 1):
+            raise ValueError(f"the number of frames must be >= 1, got {count!r}")
+        super().__init__(stride=1, fps=source._fps)
+        self.source, self.start, self.count = source, int(start), count
+        self.name = source.name
+        self.path = getattr(source, "path", None)
+        self.resize, self.stride = source.resize, source.stride
+
+    def __len__(self) -> int:
+        after = sum(1 for i in range(0, self.start, self.source.stride))
+        n = max(0, len(self.source) - after)
+        return n if self.count is None else min(n, int(self.count))
+
+    def __iter__(self) -> Iterator[Frame]:
+        yielded = 0
+        for frame in self.source:
+            if frame.index < self.start:
+                continue
+            if self.count is not None and yielded >= self.count:
+                return
+            yielded += 1
+            yield frame
+
+
+def as_frame_source(video: "str | Path | np.ndarray | FrameSource") -> FrameSource:
+    """A :class:`FrameSource` for what a frame-level model accepts as one video: a
+    ``FrameSource`` (returned as is), a path (video file or frame folder), or a uint8 array
+    ``[T, H, W, 3]`` in BGR (also a dataset item with ``.source()``).
+
+    Raises:
+        SourceError: a missing path or an array of the wrong shape.
+    """
+    if isinstance(video, FrameSource):
+        return video
+    if hasattr(video, "source") and callable(video.source):
+        return video.source()
+    if isinstance(video, np.ndarray) and (video.ndim != 4 or video.shape[-1] != 3):
+        raise SourceError(f"a video array must be [T, H, W, 3] (BGR), got shape {video.shape}")
+    if isinstance(video, (int, np.integer)):
+        raise SourceError("a frame-level model scores a finite video; stream a camera with "
+                          "Pipeline.stream instead")
+    return open_source(video)

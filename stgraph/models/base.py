@@ -1,4 +1,39 @@
-"""Estimator plumbing shared by every stgraph model (Ano-Graph, STRL, SSRL, the autoencoders).
+"""The estimator contract every stgraph method follows, and the plumbing they share.
+
+The contract (after scikit-learn and PyOD; see :class:`BaseEstimator`)::
+
+    model = Method(param=..., seed=0)          # stores the parameters, nothing else
+    model.fit(X, y=None)                        # -> self; learned attributes end in "_"
+    table = model.score(x, video="01")          # one video -> ScoreTable (raw scores, higher =
+                                                #   more abnormal), object / frame / patch rows
+    model.decision_function(x)                  # the table's "score" column, one value per row
+    model.train_scores_, model.threshold_       # training-score quantiles; default alarm level
+    scorer = model.stream_scorer(fps=10)        # live: push(frame) -> results, flush()
+    model.save("dir/");  load_model("dir/")
+
+What a model consumes is a class attribute, :attr:`BaseEstimator.consumes`. Per video:
+
+==============  ==========================================================================
+``consumes``    one video is ...
+==============  ==========================================================================
+"detections"    ``list[Detections]`` in time order, each with ``features`` [N_t, D]
+                (frames without objects may have ``[0, D]`` or none) — Ano-Graph
+"frames"        a :class:`~stgraph.io.FrameSource`, a path (video file or frame folder), or a
+                uint8 array ``[T, H, W, 3]`` in BGR (:func:`stgraph.io.as_frame_source` accepts
+                all three) — FrameDifference, STRL, STM-AE, dissociation
+"snippets"      :class:`stgraph.features.snippets.SnippetFeatures`: per patch grid, snippet
+                features ``[n_snippets, n_patches, D]``, plus each snippet's frame range — SSRL
+==============  ==========================================================================
+
+``fit(X, y)`` takes a list of videos; ``y`` is ``None`` (normal videos only) or ``[n_videos]``
+with values 0/1 (video-level labels, for ``supervision = "weak"`` methods).
+``score(x, ...)`` takes one video. **Every score: higher = more abnormal.** A paper score that
+means "normal" is flipped (``-PSNR``, ``1 - psi``). ``score`` returns raw scores, scaled only by
+statistics learned in ``fit``, so that streaming equals batch; per-video min-max and temporal
+smoothing are evaluation options (``ScoreTable.frame_scores(normalize=, smooth=)``, ``stgraph
+eval --normalize --smooth N``). A method that predicts frame t from earlier frames scores frame t;
+the first frames, which have no history, get no row (the table still knows them, and
+``frame_scores`` gives them the video's lowest score).
 
 What lives here, so that no model file writes it again:
 
@@ -10,13 +45,16 @@ What lives here, so that no model file writes it again:
 - :class:`EarlyStopping` on a monitored training loss, keeping a copy of the best weights;
 - :class:`ScoreQuantiles`, a compact summary of the training score distribution (alarm
   thresholds);
-- :class:`BaseModel`: ``get_params`` from the ``__init__`` signature, a one-line ``__repr__``,
-  and a model directory (``config.json`` + ``state_dict.pt``) written atomically and read back
-  with ``torch.load(..., weights_only=True)``.
+- :class:`BaseEstimator` (alias ``BaseModel``): ``get_params`` from the ``__init__`` signature, a
+  one-line ``__repr__``, ``threshold_``, ``decision_function``, and a model directory
+  (``config.json`` + ``state_dict.pt``) written atomically as a whole and read back with
+  ``torch.load(..., weights_only=True)``; :func:`load_model` reads any registered model.
 
 A subclass writes ``__init__`` (store the arguments, nothing else), ``fit`` (set attributes ending
-in ``_``, listed in ``fitted_attributes``) and three persistence hooks: ``_fitted_config``,
-``_fitted_state`` and ``_restore``.
+in ``_``, listed in ``fitted_attributes``, all at the end so that a failed refit leaves the
+previous fitted state untouched), ``score``, ``stream_scorer``, ``contract_params`` (tiny settings
+for the contract test battery) and three persistence hooks: ``_fitted_config``, ``_fitted_state``
+and ``_restore``.
 """
 from __future__ import annotations
 
@@ -35,18 +73,24 @@ import torch
 from torch import Tensor, nn
 
 from stgraph import __version__ as STGRAPH_VERSION
-from stgraph.fileio import atomic_path, atomic_write_text
+from stgraph.fileio import atomic_dir
+from stgraph.registry import RegistryError, build_component, component_spec, is_spec, lookup, name_of
 
 __all__ = [
-    "NotFittedError", "ModelFileError", "check_is_fitted", "check_seed", "seeded",
-    "make_generator", "resolve_device", "EarlyStopping", "ScoreQuantiles", "BaseModel",
-    "CONFIG_FILE", "STATE_FILE",
+    "NotFittedError", "ModelFileError", "check_is_fitted", "check_int", "check_seed", "seeded",
+    "make_generator", "resolve_device", "EarlyStopping", "ScoreQuantiles", "BaseEstimator",
+    "BaseModel", "load_model", "check_labels", "CONFIG_FILE", "STATE_FILE", "CONSUMES",
+    "DEFAULT_ALARM_QUANTILE",
 ]
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state_dict.pt"
+#: What an estimator can consume, per video (see the module docstring).
+CONSUMES = ("detections", "frames", "snippets")
+#: Quantile of the training scores that ``threshold_`` (the default alarm threshold) sits at.
+DEFAULT_ALARM_QUANTILE = 0.99
 
-ModelT = TypeVar("ModelT", bound="BaseModel")
+ModelT = TypeVar("ModelT", bound="BaseEstimator")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -72,6 +116,13 @@ def check_is_fitted(estimator: Any, attributes: Sequence[str], action: str = "th
             f"This {name} is not fitted yet: call {name}.fit(...) or {name}.load(directory) "
             f"before {action} (missing {', '.join(missing)})"
         )
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int; ValueError naming ``name`` unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_seed(seed: int) -> int:
@@ -203,12 +254,24 @@ class ScoreQuantiles:
                 f"median={self.quantile(0.5):.4g}, max={self.values[-1]:.4g})")
 
 
-def _component_spec(value: Any) -> Any:
-    """JSON form of a constructor argument: a component becomes a ``{"class", "params"}`` spec."""
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON types: numpy scalars become Python numbers, tuples lists, and
+    registered components their specs. Raises ``TypeError`` naming ``where`` otherwise."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, where) for k, v in value.items()}
     if hasattr(value, "get_params"):
-        cls = type(value)
-        return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": value.get_params()}
-    return value
+        spec = component_spec(value)
+        return {**spec, "params": _jsonable(spec["params"], where)}
+    raise TypeError(f"{where} = {value!r} cannot be saved: parameters must be numbers, strings, "
+                    "lists, dicts or registered components")
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -216,19 +279,55 @@ def _same(value: Any, default: Any) -> bool:
     return value is default or (type(value) is type(default) and value == default)
 
 
-class BaseModel:
-    """Base of the stgraph estimators: parameters, repr, fitted check, saved model directory.
+def check_labels(y: Any, n_videos: int, required: bool = False) -> np.ndarray | None:
+    """Video-level labels as int64 ``[n_videos]`` of 0/1, or None.
 
-    Subclasses follow the scikit-learn contract: ``__init__`` stores each named argument unchanged
-    under its own name; ``fit`` validates, sets the learned attributes ending in ``_`` listed in
-    ``fitted_attributes``, and returns ``self``.
+    Raises:
+        ValueError: ``y`` is required and missing, has another length, or holds other values.
+    """
+    if y is None:
+        if required:
+            raise ValueError("this method learns from video-level labels: pass y, one 0/1 label "
+                             "per training video (1 = the video contains an anomaly)")
+        return None
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.shape[0] != n_videos:
+        raise ValueError(f"y must hold one label per training video: got shape {labels.shape} "
+                         f"for {n_videos} videos")
+    if labels.size and not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"y must hold 0 (normal) or 1 (abnormal) per video, got values "
+                         f"{sorted(set(labels.tolist()))}")
+    return labels.astype(np.int64)
 
-    Persistence: :meth:`save` writes ``state_dict.pt`` (tensors only), then ``config.json`` (class,
-    format version, constructor parameters, JSON facts learned by ``fit``), each atomically.
-    :meth:`load` reads them back with ``torch.load(..., weights_only=True)``.
+
+class BaseEstimator:
+    """Base of the stgraph estimators: the contract of the module docstring.
+
+    Subclasses follow the scikit-learn rules: ``__init__`` stores each named argument unchanged
+    under its own name (defaults are declared there and nowhere else); ``fit`` validates, sets
+    the learned attributes ending in ``_`` listed in :attr:`fitted_attributes`, and returns
+    ``self``.
+
+    Class attributes a subclass sets:
+
+    - :attr:`consumes`: one of :data:`CONSUMES`; the pipeline feeds the model that.
+    - :attr:`supervision`: ``"none"`` (normal videos only) or ``"weak"`` (video labels ``y``).
+    - :attr:`streams_exactly`: whether :meth:`stream_scorer` gives exactly :meth:`score`'s
+      scores (False for attention over a whole video); the contract battery checks it.
+
+    Persistence: :meth:`save` writes the directory ``config.json`` (registered class name,
+    format version, constructor parameters, JSON facts learned by ``fit``) + ``state_dict.pt``
+    (tensors only) as a whole, atomically. :meth:`load` / :func:`load_model` read them back with
+    ``torch.load(..., weights_only=True)`` and build only registered classes.
     """
 
-    #: Learned attributes that ``fit`` sets (checked by :meth:`_check_is_fitted`).
+    #: What the estimator consumes per video: "detections", "frames" or "snippets".
+    consumes: ClassVar[str] = "detections"
+    #: "none": trained on normal videos only; "weak": also takes video-level labels y.
+    supervision: ClassVar[str] = "none"
+    #: Whether streaming scores equal batch scores exactly.
+    streams_exactly: ClassVar[bool] = True
+    #: Learned attributes that ``fit`` sets (checked by :meth:`check_is_fitted`).
     fitted_attributes: ClassVar[tuple[str, ...]] = ()
     #: Version of the saved-directory layout; bump it when the layout changes incompatibly.
     format_version: ClassVar[int] = 1
@@ -243,9 +342,31 @@ class BaseModel:
                             "(no *args or **kwargs)")
         return {p.name: p.default for p in params}
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The constructor's default parameters (the one place defaults are declared)."""
+        return dict(cls._param_defaults())
+
+    @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        """Small, fast parameters for the contract test battery (tests/test_contract.py)."""
+        return {}
+
     def get_params(self) -> dict[str, Any]:
-        """JSON-serialisable constructor arguments (components as ``{"class", "params"}`` specs)."""
-        return {name: _component_spec(getattr(self, name)) for name in self._param_defaults()}
+        """JSON-serialisable constructor arguments (components as registered specs)."""
+        return {name: _jsonable(getattr(self, name), f"{type(self).__name__}.{name}")
+                for name in self._param_defaults()}
+
+    def set_params(self, **params: Any) -> "BaseEstimator":
+        """Set constructor parameters by name; returns self. Unknown names raise ValueError."""
+        known = self._param_defaults()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; "
+                             f"parameters are {list(known)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         """``Class(arg=value, ...)`` on one line, with the arguments that differ from defaults."""
@@ -254,8 +375,39 @@ class BaseModel:
                    if not _same(getattr(self, name), defaults[name])]
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def _check_is_fitted(self, action: str) -> None:
+    # ------------------------------------------------------------------ fitted state
+    def check_is_fitted(self, action: str = "this call") -> None:
+        """Raise :class:`NotFittedError` (saying what to call) unless ``fit`` or ``load`` ran."""
         check_is_fitted(self, self.fitted_attributes, action)
+
+    @property
+    def threshold_(self) -> float:
+        """Default alarm threshold: the :data:`DEFAULT_ALARM_QUANTILE` quantile of
+        ``train_scores_`` (scores of normal training data, computed as test scores are)."""
+        self.check_is_fitted("reading threshold_")
+        return self.train_scores_.quantile(DEFAULT_ALARM_QUANTILE)
+
+    # ------------------------------------------------------------------ the contract
+    def fit(self, X: Any, y: Any = None) -> "BaseEstimator":  # pragma: no cover - abstract
+        """Learn from a list of videos (what :attr:`consumes` says); returns self."""
+        raise NotImplementedError
+
+    def score(self, X: Any, **kwargs: Any):  # pragma: no cover - abstract
+        """ScoreTable of one video: raw scores, higher = more abnormal."""
+        raise NotImplementedError
+
+    def decision_function(self, X: Any, **kwargs: Any) -> np.ndarray:
+        """Raw score of every row :meth:`score` emits for one video: float64 [rows], in the
+        table's row order (video, frame, kind, object_id)."""
+        return np.asarray(self.score(X, **kwargs).column("score"), np.float64)
+
+    def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
+        """A live scorer for this model (see :mod:`stgraph.stream`): ``push(frame)``, ``flush()``.
+
+        Raises:
+            NotImplementedError: the model cannot score a stream (see :attr:`streams_exactly`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not score streams")
 
     # ------------------------------------------------------------------ persistence hooks
     def _fitted_config(self) -> dict[str, Any]:
@@ -272,35 +424,49 @@ class BaseModel:
 
     @classmethod
     def _from_params(cls: type[ModelT], params: Mapping[str, Any]) -> ModelT:
-        """An unfitted estimator from :meth:`get_params` output (override to rebuild components)."""
-        return cls(**params)
+        """An unfitted estimator from :meth:`get_params` output; nested component specs are
+        rebuilt through the registry (never by importing a name the file gives)."""
+        known = cls._param_defaults()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ModelFileError(f"saved parameters {unknown} are not parameters of "
+                                 f"{cls.__name__}")
+        kwargs = {}
+        for name, value in params.items():
+            if is_spec(value):
+                value = build_component(value, value["kind"])
+            elif isinstance(value, list) and known[name] is not None and isinstance(known[name], tuple):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> Path:
-        """Write the fitted model to ``directory`` (created if needed); returns the directory.
+        """Write the fitted model to ``directory``; returns the directory.
 
-        ``state_dict.pt`` is written first and ``config.json`` last, each through a temporary file
-        and ``os.replace``, so a directory with a ``config.json`` always holds a complete model.
+        The directory is written as a whole (:func:`stgraph.fileio.atomic_dir`): the config is
+        serialised before anything is written, and a failure at any point leaves the previous
+        directory, if any, untouched.
         """
-        self._check_is_fitted("save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / STATE_FILE) as tmp:
-            torch.save(self._fitted_state(), tmp)
-        cls = type(self)
+        self.check_is_fitted("save")
+        kind, name = name_of(self, "model")
         config = {
-            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "class": name,
             "format_version": self.format_version,
             "stgraph_version": STGRAPH_VERSION,
             "params": self.get_params(),
-            "fitted": self._fitted_config(),
+            "fitted": _jsonable(self._fitted_config(), f"{type(self).__name__} fitted config"),
         }
-        atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2))
-        return directory
+        text = json.dumps(config, indent=2, allow_nan=False)
+        state = self._fitted_state()
+        with atomic_dir(directory) as tmp:
+            torch.save(state, tmp / STATE_FILE)
+            (tmp / CONFIG_FILE).write_text(text, encoding="utf-8")
+        return Path(directory)
 
     @classmethod
     def load(cls: type[ModelT], directory: str | Path, device: str | None = None) -> ModelT:
-        """Read a model written by :meth:`save`.
+        """Read a model written by :meth:`save` (called on the base class: any registered model).
 
         Args:
             directory: the model directory.
@@ -309,8 +475,9 @@ class BaseModel:
 
         Raises:
             FileNotFoundError: the directory, its config.json or its state_dict.pt is missing.
-            ModelFileError: the files are unreadable, incomplete, or hold another model class or a
-                newer format.
+            ModelFileError: the files are unreadable or incomplete, hold another model class or
+                an unknown one, or another format version (older directories are refused with
+                what to do, never read the wrong way).
         """
         directory = Path(directory)
         config_path, state_path = directory / CONFIG_FILE, directory / STATE_FILE
@@ -324,16 +491,24 @@ class BaseModel:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelFileError(f"{config_path} is not valid JSON: {exc}") from exc
-        expected = f"{cls.__module__}.{cls.__qualname__}"
-        if not isinstance(config, dict) or config.get("class") != expected:
-            found = config.get("class") if isinstance(config, dict) else type(config).__name__
-            raise ModelFileError(f"{config_path} holds a {found!r}, not a {expected!r}")
-        if config.get("format_version", 0) > cls.format_version:
-            raise ModelFileError(
-                f"{config_path} has format version {config.get('format_version')}; this stgraph "
-                f"reads up to {cls.format_version} "
-                f"(saved by stgraph {config.get('stgraph_version')})"
-            )
+        if not isinstance(config, dict) or not isinstance(config.get("class"), str):
+            raise ModelFileError(f"{config_path} does not name a model class")
+        try:
+            found = lookup("model", config["class"])
+        except RegistryError as exc:
+            raise ModelFileError(f"{config_path} holds a {config['class']!r}: {exc}") from exc
+        if cls is not BaseEstimator and found is not cls:
+            raise ModelFileError(f"{config_path} holds a {config['class']!r} "
+                                 f"({found.__name__}), not a {cls.__name__}")
+        version = config.get("format_version")
+        if version != found.format_version:
+            newer = isinstance(version, int) and version > found.format_version
+            hint = ("upgrade stgraph to read it" if newer else
+                    "it was saved by an older stgraph whose layout this version cannot read "
+                    "safely; fit the model again (e.g. stgraph fit ...)")
+            raise ModelFileError(f"{config_path} has format version {version}; this stgraph "
+                                 f"reads {found.__name__} format {found.format_version} "
+                                 f"(saved by stgraph {config.get('stgraph_version')}): {hint}")
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
@@ -342,11 +517,22 @@ class BaseModel:
             params = dict(config["params"])
             if device is not None:
                 if "device" not in params:
-                    raise TypeError(f"{cls.__name__} has no device parameter; "
-                                    "load it without device=")
+                    raise ModelFileError(f"{found.__name__} has no device parameter; "
+                                         "load it without device=")
                 params["device"] = device
-            model = cls._from_params(params)
+            model = found._from_params(params)
             model._restore(config["fitted"], state)
         except KeyError as exc:
             raise ModelFileError(f"{directory} is incomplete: it lacks the entry {exc}") from exc
+        except RegistryError as exc:
+            raise ModelFileError(f"{directory}: {exc}") from exc
         return model
+
+
+#: The name the estimators' base had before the contract (kept for user code).
+BaseModel = BaseEstimator
+
+
+def load_model(directory: str | Path, device: str | None = None) -> BaseEstimator:
+    """Any registered model saved with :meth:`BaseEstimator.save` (see there)."""
+    return BaseEstimator.load(directory, device=device)

@@ -1,2 +1,7 @@
-"""Reusable neural-network layers shared by several models (none yet: Ano-Graph's encoder is
-PyG's ``GCNConv``, see :mod:`stgraph.models.anograph`)."""
+"""Reusable neural-network layers and paper networks (pure ``nn.Module`` s, shapes in docstrings).
+
+    AnoGraphDGI   Ano-Graph's Deep Graph Infomax network (:mod:`stgraph.nn.dgi`)
+"""
+from stgraph.nn.dgi import AnoGraphDGI
+
+__all__ = ["AnoGraphDGI"]

@@ -1,0 +1,170 @@
+"""Ano-Graph's network: Deep Graph Infomax on the object spatio-temporal graph (paper Sec. 3).
+
+:class:`AnoGraphDGI` is a pure ``nn.Module``: a 1-layer GCN encoder with PReLU, the readout
+``R(H) = sigmoid(mean_i h_i)`` (Eq. 3), the bilinear discriminator ``D(h, s) = sigmoid(hᵀ W s)``,
+row-permutation corruption, the loss of Eq. 4 and the paper's object score
+``1 - D(h_i, s_train)`` (Eq. 5). The training loop is :func:`stgraph.models.dgi_training.train_dgi`;
+other scores of the embeddings (the Mahalanobis distance, the library default) live in
+:mod:`stgraph.models.density`, outside the network.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GCNConv, global_mean_pool
+
+from stgraph.graphs.object_graph import TEMPORAL
+
+__all__ = ["AnoGraphDGI"]
+
+
+class AnoGraphDGI(nn.Module):
+    """Deep Graph Infomax on an object spatio-temporal graph (Ano-Graph, Sec. 3, Eq. 3-5).
+
+    Shapes (N nodes, E edges, B graphs in a mini-batch, D = ``in_dim``, H = ``hidden``)::
+
+        x            float32 [N, D]  node features
+        edge_index   int64   [2, E]  PyG order: edge (j, i) = node i aggregates from node j
+        edge_weight  float32 [E]     A[i, j] (None: all ones)
+        edge_type    int64   [E]     0 spatial, 1 temporal (needed only when ``symmetric``)
+        batch        int64   [N]     graph of each node, sorted as in PyG batches (None: one graph)
+        h            float32 [N, H]  node embeddings;   summary  float32 [B, H]
+
+    Args:
+        in_dim: node feature width D.
+        hidden: embedding width H. Default 256. The DGI paper uses 512; 256 halves the
+            encoder and quarters the H x H discriminator, which is plenty for the few objects per
+            frame of a video.
+        symmetric: also let each object aggregate from the objects of the *previous* frame, with
+            the weight of the forward temporal edge. Default ``False``: the paper's A is block
+            upper-triangular (frame t aggregates from frame t+1 only) and is used as it is. Kipf's
+            GCN normalisation assumes a symmetric adjacency. ``True`` makes the temporal blocks
+            symmetric (the spatial blocks already have a symmetric pattern), so information flows
+            both ways in time.
+
+    The encoder is ``PReLU(GCNConv(x))``. GCNConv normalises as ``D^-1/2 (A + I) D^-1/2`` and adds
+    a weight-1 self loop only to nodes the builder gave none; the builder's softmax self weight is
+    kept otherwise. The corruption permutes the rows of ``x`` *within each graph of the batch*, as
+    in DGI, so a window's negatives are that window with its objects' features shuffled. The paper
+    reports that permuting A instead performs the same. PyG's ``DeepGraphInfomax`` is not used
+    because its discriminator takes one summary for all nodes, while a batch of windows has one
+    summary per window.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 256, symmetric: bool = False) -> None:
+        super().__init__()
+        self.in_dim, self.hidden, self.symmetric = in_dim, hidden, symmetric
+        self.conv = GCNConv(in_dim, hidden)
+        self.act = nn.PReLU()
+        self.weight = nn.Parameter(torch.empty(hidden, hidden))
+        #: s_train [H]: readout of the training graphs, set by :func:`train_dgi` (NaN until then).
+        self.register_buffer("train_summary", torch.full((hidden,), math.nan))
+        #: per-feature centre [D] and scale [D] applied to x before the GCN (identity by default;
+        #: set from the training nodes by :meth:`set_feature_scaling`).
+        self.register_buffer("feature_mean", torch.zeros(in_dim))
+        self.register_buffer("feature_scale", torch.ones(in_dim))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def set_feature_scaling(self, mean: Tensor, scale: Tensor) -> None:
+        """Standardise node features as ``(x - mean) / scale`` inside :meth:`encode`.
+
+        ``mean`` and ``scale`` are [D]; scales that are not positive and finite (constant
+        features) become 1. Graph edges are not affected: the builder's cosine weights are computed
+        on the raw features.
+        """
+        mean, scale = mean.reshape(-1).to(self.feature_mean), scale.reshape(-1).to(self.feature_scale)
+        if mean.numel() != self.in_dim or scale.numel() != self.in_dim:
+            raise ValueError(f"feature scaling needs {self.in_dim} values, got {mean.numel()} "
+                             f"and {scale.numel()}")
+        usable = torch.isfinite(scale) & (scale > 1e-12)
+        self.feature_mean.copy_(torch.nan_to_num(mean))
+        self.feature_scale.copy_(torch.where(usable, scale, torch.ones_like(scale)))
+
+    def reset_parameters(self) -> None:
+        """Re-initialise the encoder and the discriminator (xavier-uniform W, as in DGI)."""
+        self.conv.reset_parameters()
+        self.act.reset_parameters()
+        nn.init.xavier_uniform_(self.weight)
+
+    def message_edges(self, edge_index: Tensor, edge_weight: Tensor | None,
+                      edge_type: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The edges the GCN aggregates over: ``[2, E']``, ``[E']``.
+
+        The builder's edges are already in PyG order (source → target). When ``symmetric``, the
+        reverse of each temporal edge is added, with the same weight.
+        """
+        if self.symmetric:
+            if edge_type is None:
+                raise ValueError("AnoGraphDGI(symmetric=True) needs edge_type (temporal edges)")
+            temporal = edge_type == TEMPORAL
+            edge_index = torch.cat([edge_index, edge_index[:, temporal].flip(0)], dim=1)
+            if edge_weight is not None:
+                edge_weight = torch.cat([edge_weight, edge_weight[temporal]])
+        return edge_index, edge_weight
+
+    def encode(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+               edge_type: Tensor | None = None) -> Tensor:
+        """Node embeddings ``h`` [N, H] = PReLU(GCN(x)), the encoder E of the paper.
+
+        ``x`` is standardised first with the stored feature scaling (identity unless set).
+        """
+        x = (x - self.feature_mean) / self.feature_scale
+        return self.act(self.conv(x, *self.message_edges(edge_index, edge_weight, edge_type)))
+
+    @staticmethod
+    def readout(h: Tensor, batch: Tensor | None = None) -> Tensor:
+        """Summary per graph ``s`` [B, H] = sigmoid(mean of the graph's embeddings) (Eq. 3)."""
+        return torch.sigmoid(global_mean_pool(h, batch))
+
+    @staticmethod
+    def corrupt(x: Tensor, batch: Tensor | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Negative features [N, D]: the rows of ``x`` permuted inside each graph of ``batch``.
+
+        Sorting ``batch + u`` with ``u ~ U[0, 1)`` gives a uniformly random order inside each
+        graph's contiguous block of nodes, in one vectorised op.
+        """
+        keys = torch.rand(x.size(0), generator=generator, dtype=torch.float64)
+        if batch is not None:
+            keys = keys + batch.detach().cpu().to(torch.float64)
+        return x[torch.argsort(keys).to(x.device)]
+
+    def logits(self, h: Tensor, summary: Tensor, batch: Tensor | None = None) -> Tensor:
+        """Discriminator logits [N]: ``h_iᵀ W s_g(i)`` for node i of graph g(i); D = sigmoid."""
+        s = summary.reshape(-1, self.hidden)
+        s = s[batch] if batch is not None else s.expand(h.size(0), -1)
+        return ((h @ self.weight) * s).sum(dim=-1)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+                edge_type: Tensor | None = None, batch: Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Embeddings of the real graph [N, H], of its corruption [N, H], real summaries [B, H]."""
+        pos_h = self.encode(x, edge_index, edge_weight, edge_type)
+        neg_h = self.encode(self.corrupt(x, batch, generator), edge_index, edge_weight, edge_type)
+        return pos_h, neg_h, self.readout(pos_h, batch)
+
+    def loss(self, pos_h: Tensor, neg_h: Tensor, summary: Tensor,
+             batch: Tensor | None = None) -> Tensor:
+        """Binary cross-entropy of Eq. 4, to minimise: real nodes → 1, corrupted nodes → 0.
+
+        Both sets are scored against the *real* graph's summary, and the sum over the N + M terms
+        is divided by N + M. Computed from logits (``softplus``) for numerical stability.
+        """
+        pos = self.logits(pos_h, summary, batch)
+        neg = self.logits(neg_h, summary, batch)
+        return (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (pos.numel() + neg.numel())
+
+    def discriminator_score(self, h: Tensor) -> Tensor:
+        """Paper score [N] in (0, 1): ``1 - D(h_i, s_train)`` (Eq. 5); higher = more abnormal."""
+        if not bool(torch.isfinite(self.train_summary).all()):
+            raise RuntimeError("AnoGraphDGI.discriminator_score needs s_train: train the network "
+                               "with train_dgi")
+        return torch.sigmoid(-self.logits(h, self.train_summary))  # = 1 - sigmoid(logits)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(in_dim={self.in_dim}, hidden={self.hidden}, "
+                f"symmetric={self.symmetric})")
