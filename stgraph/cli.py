@@ -291,8 +291,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     features = make_features(args.features or "geometry+class", args.backbone)
     pipe = Pipeline(detector, features, resize=tuple(args.resize) if args.resize else None,
                     stride=args.stride, progress=not args.quiet)
+    start, warm = args.start, int(getattr(detector, "warmup_frames", 0) or 0)
+    if start < warm:  # the detector boxes nothing before it has seen `warm` frames
+        print(f"note: the {args.detector} detector needs {warm} earlier frames; starting at "
+              f"frame {warm} instead of {start}")
+        start = warm
     t0 = time.perf_counter()
-    detections = pipe.extract(args.video, start=args.start, frames=args.frames)
+    detections = pipe.extract(args.video, start=start, frames=args.frames)
     t1 = time.perf_counter()
     data = builder.build(detections)
     t2 = time.perf_counter()
@@ -303,10 +308,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     print(f"{len(detections)} frames ({first}..{last}) of {args.video}, {form}: "
           f"{data.num_nodes} objects/nodes, {n_sp} spatial + {data.num_edges - n_sp} temporal "
           f"edges, feature dim {data.x.shape[1] if data.num_nodes else 0}")
-    warm = getattr(detector, "warmup_frames", 0)
-    if warm and args.start < warm:
-        print(f"note: the {args.detector} detector needs {warm} earlier frames before it boxes "
-              f"anything; start at --start {warm} or later for a full graph")
     print(f"detect+features {t1 - t0:.2f} s, graph {1000 * (t2 - t1):.1f} ms -> {out}")
     if plot:
         from stgraph.io import FrameWindow, open_source
