@@ -55,6 +55,27 @@ def object_table() -> ScoreTable:
                        "class_name": ["person"] * n, "det_score": np.ones(n), "score": scores})
 
 
+def grid_patch_table() -> ScoreTable:
+    """Patch rows of a 2x2 and a 4x4 grid; cells holding the square's centre score high once it
+    is anomalous."""
+    rng = np.random.default_rng(1)
+    cells = [(g, name, [c * W // n, r * H // n, (c + 1) * W // n, (r + 1) * H // n])
+             for g, (name, n) in enumerate((("grid2x2", 2), ("grid4x4", 4)))
+             for r in range(n) for c in range(n)]
+    frames, boxes, scores, names, grids = [], [], [], [], []
+    for t in range(T):
+        x1, y1, x2, y2 = square_box(t)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        for g, name, box in cells:
+            inside = box[0] <= cx < box[2] and box[1] <= cy < box[3]
+            frames.append(t)
+            boxes.append(box)
+            scores.append(rng.random() * 0.3 + (1.0 if inside and t >= 6 else 0.0))
+            names.append(name)
+            grids.append(g)
+    return ScoreTable.from_patches("01", frames, boxes, scores, names, grid_index=grids)
+
+
 @pytest.fixture
 def scene(tmp_path) -> Path:
     """labels.npz, Ped2-style masks (1-based) and a 0-based frame folder of video 01."""
@@ -162,3 +183,21 @@ def test_plot_patch_and_frame_tables_with_overlays(scene, capsys):
     assert main(["plot", "--scores", str(scene / "frames.csv"), "--out", str(scene / "c3.png"),
                  "--kind", "patch"]) == 2
     assert "the table has no patch rows" in capsys.readouterr().err
+
+
+def test_eval_report_of_a_patch_table_draws_the_top_patches(scene, capsys):
+    table = grid_patch_table()
+    table.to_csv(scene / "patches.csv")
+    out = scene / "report"
+    assert main(["eval", "--scores", str(scene / "patches.csv"), "--labels",
+                 str(scene / "labels.npz"), "--masks", str(scene / "masks"), "--report", str(out),
+                 "--video-root", str(scene / "frames"), "--out", str(scene / "m.json")]) == 0
+    assert "patch rows as regions, pixel scores from boxes" in capsys.readouterr().out
+    metrics = json.loads((scene / "m.json").read_text())
+    assert metrics["micro_auc"] == pytest.approx(1.0)   # the square's cells win from frame 6 on
+    assert metrics["region"]["kind"] == "patch" and metrics["region"]["n_detections"] == T * 20
+    missed = sorted((out / "examples").glob("missed_*.png"))
+    assert missed and not (out / "heatmaps").exists()
+    crop = cv2.imread(str(missed[0]))
+    blue, green, red = (crop[..., c].astype(int) for c in range(3))
+    assert np.any((red > 150) & (green < 80) & (blue < 80))  # the top patch, drawn red
