@@ -388,18 +388,43 @@ def _read_table(path: str):
     return ScoreTable.read_json(path) if str(path).endswith(".json") else ScoreTable.read_csv(path)
 
 
+def _frame_scores_of(table, args: argparse.Namespace, labels: dict | None) -> dict:
+    """``table.frame_scores`` with the eval/plot options (``--kind``, ``--reduce``, ``--smooth``,
+    ``--normalize``), after checking ``labels`` against each video's frames."""
+    if labels:
+        table.check_labels(labels)  # labels longer or shorter than a video: a one-line error
+    return table.frame_scores(reduce=getattr(args, "reduce", "max"), smooth=args.smooth,
+                              normalize=args.normalize, kind=args.kind)
+
+
+def _describe_frame_scores(table, args: argparse.Namespace) -> str:
+    kinds = sorted({table.scored_kind(v) for v in table.videos}) if args.kind is None else [args.kind]
+    reduce = f", {args.reduce} per frame" if any(k != "frame" for k in kinds) else ""
+    return (f"frame scores from {'/'.join(kinds)} rows{reduce}, smooth {args.smooth}, "
+            f"normalize {'per video' if args.normalize else 'off'}")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from stgraph.metrics import evaluate_frames
 
+    if args.masks and not Path(args.masks).is_dir():
+        raise FileNotFoundError(f"--masks: mask root folder not found: {args.masks}")
+    for flag, path in (("--out", args.out), ("--report", args.report)):
+        if path and Path(path).exists() and Path(path).is_dir() == (flag == "--out"):
+            raise ValueError(f"{flag} {path}: is {'a folder' if flag == '--out' else 'a file'}; "
+                             f"give {'a file name' if flag == '--out' else 'a folder'}")
     table = _read_table(args.scores)
     labels = read_labels(args.labels)
-    frame_scores = table.frame_scores(reduce=args.reduce, smooth=args.smooth)
-    missing = sorted(set(frame_scores) - set(labels))
+    missing = sorted(set(table.videos) - set(labels))
     if missing:
         raise ValueError(f"no labels in {args.labels} for scored videos {missing}")
-    labels = {k: v for k, v in labels.items() if k in frame_scores}
+    labels = {k: v for k, v in labels.items() if k in table.video_frames}
+    frame_scores = _frame_scores_of(table, args, labels)
     report = evaluate_frames(frame_scores, labels)
+    report["settings"] = {"kind": args.kind, "reduce": args.reduce, "smooth": args.smooth,
+                          "normalize": args.normalize}
     y = report.get("youden", {})
+    print(_describe_frame_scores(table, args))
     print(f"frame AUC micro {100 * report['micro_auc']:.2f}  macro {100 * report['macro_auc']:.2f}  "
           f"EER {100 * report['eer']:.2f}")
     if y:
@@ -409,12 +434,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from stgraph.region_metrics import evaluate_masks
 
         region = evaluate_masks(table.select(sorted(labels)), args.masks,
-                                iou_threshold=args.region_iou, alpha=args.track_alpha)
+                                iou_threshold=args.region_iou, alpha=args.track_alpha,
+                                kind=args.kind)
         regions = region.pop("regions")
         report["region"] = region
-        print("RBDC {:.2f}  TBDC {:.2f}  pixel AUC {:.2f}  ({} regions, {} tracks)".format(
-            100 * region["rbdc"], 100 * region["tbdc"], 100 * region["pixel_auc"],
-            region["n_regions"], region["n_tracks"]))
+        sources = sorted(set(region["pixel_scores"].values()))
+        print("RBDC {:.2f}  TBDC {:.2f}  pixel AUC {:.2f}  ({} regions, {} tracks; {} rows as "
+              "regions, pixel scores from {})".format(
+                  100 * region["rbdc"], 100 * region["tbdc"], 100 * region["pixel_auc"],
+                  region["n_regions"], region["n_tracks"], region["kind"], "/".join(sources)))
     if args.out:
         atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
         print(f"metrics -> {args.out}")
@@ -426,7 +454,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   if args.video_root else None)
         written = write_report(args.report, table, frame_scores, labels, report, regions, videos)
         n_examples = sum(key.startswith("example:") for key in written)
-        print(f"report ({len(written)} files, {n_examples} example crops) -> {args.report}")
+        n_heatmaps = sum(key.startswith("heatmap:") for key in written)
+        heat = f", {n_heatmaps} pixel-map pictures" if n_heatmaps else ""
+        print(f"report ({len(written)} files, {n_examples} example crops{heat}) -> {args.report}")
     return 0
 
 
@@ -434,18 +464,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from stgraph.viz import plot_score_curve
 
     table = _read_table(args.scores)
-    frame_scores = table.frame_scores(smooth=args.smooth)
     labels = read_labels(args.labels) if args.labels else {}
-    videos = [args.video] if args.video else sorted(frame_scores)
-    unknown = [v for v in videos if v not in frame_scores]
+    videos = [args.video] if args.video else table.videos
+    unknown = [v for v in videos if v not in table.video_frames]
     if unknown:
-        raise ValueError(f"videos {unknown} are not in {args.scores}; it has {sorted(frame_scores)}")
+        raise ValueError(f"videos {unknown} are not in {args.scores}; it has {table.videos}")
+    frame_scores = _frame_scores_of(table, args, {v: labels[v] for v in videos if v in labels})
     out = Path(args.out)
     for name in videos:
         path = out if len(videos) == 1 else out.with_name(f"{out.stem}_{name}{out.suffix}")
         fs = frame_scores[name]
         lab = labels.get(name)
-        lab = None if lab is None else fs.labels_at(lab, name)  # clear error if labels too short
+        lab = None if lab is None else fs.labels_at(lab, name)
         plot_score_curve(fs.frames, fs.scores, labels=lab,
                          path=path, title=f"{name}: frame anomaly score")
         print(f"score curve -> {path}")
@@ -478,6 +508,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+def _add_frame_score_args(ap: argparse.ArgumentParser) -> None:
+    """How ``eval`` and ``plot`` make frame scores of a table (``ScoreTable.frame_scores``)."""
+    ap.add_argument("--kind", choices=["object", "frame", "patch"],
+                    help="rows that score the frames (default: per video, its frame rows, else "
+                    "its object rows, else its patch rows)")
+    ap.add_argument("--reduce", default="max", choices=["max", "mean", "sum"],
+                    help="how a frame's object / patch scores make its score")
+    ap.add_argument("--smooth", type=int, default=1, help="temporal mean filter width (odd)")
+    ap.add_argument("--normalize", action="store_true",
+                    help="per-video min-max scaling to [0, 1] (offline, as many papers report)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stgraph import __version__
     from stgraph.registry import names
@@ -543,8 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--scores", required=True)
     e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video), folder "
                    "of .npy, interval .csv, or a dataset root (e.g. Avenue with its .mat masks)")
-    e.add_argument("--reduce", default="max", choices=["max", "mean", "sum"])
-    e.add_argument("--smooth", type=int, default=1, help="temporal mean filter width (odd)")
+    _add_frame_score_args(e)
     e.add_argument("--out", help="write the metrics JSON here")
     e.add_argument("--report", help="write a report folder here (metrics, summary.md, plots, crops)")
     e.add_argument("--video-root", help="test videos / frame folders, for the report's frame crops")
@@ -559,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", required=True)
     p.add_argument("--labels")
     p.add_argument("--video", help="which video of the table (default: all, one PNG each)")
-    p.add_argument("--smooth", type=int, default=1)
+    _add_frame_score_args(p)
     p.add_argument("--out", default="curve.png")
     p.add_argument("--overlay", help="video/frame folder to draw scored boxes on")
     p.add_argument("--overlay-out", default="overlay.mp4", help=".mp4/.avi video or a .png of the peak frame")

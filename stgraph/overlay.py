@@ -3,7 +3,9 @@
 :func:`write_overlay` reads the frames of a video again, draws every object the
 :class:`~stgraph.scores.ScoreTable` holds for it (boxes coloured by anomaly score on one colour scale
 for the whole video, green = low, red = high, each labelled with its score) and writes the frame
-score in a banner at the top::
+score in a banner at the top. A table without object rows draws the ``top_patches`` highest patch
+rows of each frame instead; frame rows are the banner's score; the video's pixel maps, if any, are
+blended in under the boxes (one colour scale for the video, :data:`stgraph.viz.HEATMAP_CMAP`)::
 
     table = pipe.score("test/01.avi")
     write_overlay("test/01.avi", table, "01", "overlay.mp4")   # every frame
@@ -23,7 +25,7 @@ import numpy as np
 from stgraph.fileio import atomic_path
 from stgraph.io.frames import Frame, open_source
 from stgraph.scores import ScoreTable
-from stgraph.viz import draw_boxes
+from stgraph.viz import blend_heatmap, draw_boxes
 
 __all__ = ["write_overlay", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
@@ -33,24 +35,33 @@ FOURCC = "mp4v"
 
 
 class _VideoScores:
-    """The rows of one video of a table, grouped by frame, with the frame scores."""
+    """The drawn rows of one video of a table (object rows, else patch rows), grouped by frame,
+    with the frame scores and the pixel maps."""
 
-    def __init__(self, table: ScoreTable, name: str, reduce: str):
+    def __init__(self, table: ScoreTable, name: str, reduce: str, top_patches: int = 3):
         if name not in table.video_frames:
             raise ValueError(f"video {name!r} is not in the score table; it has {table.videos}")
-        rows = table.select(name)
+        video = table.select(name)
+        self.kind = next((kind for kind in ("object", "patch") if kind in video.kinds), None)
+        rows = video.select(kind=[self.kind] if self.kind else [])
+        self.top = top_patches if self.kind == "patch" else None
+        self.maps = video.pixel_maps.get(name)
         self.name = name
         self.frame_column = np.asarray(rows["frame"])  # int64 [R], sorted
         self.boxes = np.stack([rows[c] for c in ("x1", "y1", "x2", "y2")], axis=1)  # float32 [R, 4]
         self.scores = np.asarray(rows["score"], np.float64)  # [R]
-        fs = rows.frame_scores(reduce=reduce)[name]
+        fs = video.frame_scores(reduce=reduce)[name]
         self.frames, self.frame_scores = fs.frames, fs.scores  # int64 [T], float64 [T]
         self.vmin = float(self.scores.min()) if len(self.scores) else 0.0
         self.vmax = float(self.scores.max()) if len(self.scores) else 1.0
 
-    def rows_of(self, frame: int) -> slice:
+    def rows_of(self, frame: int) -> np.ndarray:
+        """int64 [K]: the drawn rows of ``frame`` (the ``top`` highest patches for patch rows)."""
         lo, hi = np.searchsorted(self.frame_column, [frame, frame + 1])
-        return slice(int(lo), int(hi))
+        rows = np.arange(lo, hi)
+        if self.top is not None:
+            rows = rows[np.argsort(-self.scores[rows], kind="stable")[:self.top]]
+        return rows
 
     def frame_score(self, frame: int) -> float | None:
         k = int(np.searchsorted(self.frames, frame))
@@ -67,7 +78,12 @@ def _draw_frame(frame: Frame, scores: _VideoScores) -> np.ndarray:
     """uint8 [H, W, 3] BGR: ``frame.image`` with its scored boxes and a frame-score banner."""
     rows = scores.rows_of(frame.index)
     box_scores = scores.scores[rows]
-    image = draw_boxes(frame.image, scores.boxes[rows], box_scores,
+    image = frame.image
+    score_map = None if scores.maps is None else scores.maps.map_of(frame.index)
+    if score_map is not None:
+        image = blend_heatmap(image, score_map, float(scores.maps.maps.min()),
+                              float(scores.maps.maps.max()))
+    image = draw_boxes(image, scores.boxes[rows], box_scores,
                        labels=[f"{s:.2f}" for s in box_scores], vmin=scores.vmin, vmax=scores.vmax)
     value = scores.frame_score(frame.index)
     text = f"{scores.name} frame {frame.index}  " + ("not scored" if value is None else f"score {value:.3f}")

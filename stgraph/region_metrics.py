@@ -40,11 +40,19 @@ with Georgescu et al., TPAMI 2021, which most later papers use):
 * the number of frames is, by default, the number of frames of all scored videos
   (``ScoreTable.video_frames``), frames without detections included.
 
+**Which rows are regions.** Every row of the chosen kind is a candidate region
+(:func:`region_candidates`): by default the table's object rows, else its patch rows, else its
+frame rows. A frame row is the whole frame: a NaN box (image size unknown) stands for the whole
+mask.
+
 Pixel-level AUC (:func:`pixel_auc`, :class:`PixelAUC`) is the ROC AUC of all pixels of all frames
 pooled, score map against mask (as anomalib/MVTec report it), computed exactly from per-value
 counts so that thousands of frames never sit in memory. It is *not* the UCSD "pixel-level
 criterion" (a frame counts as detected when >= 40 % of its anomalous pixels are flagged).
-Score maps are painted from the scored boxes (:func:`paint_score_map`, max over overlapping boxes).
+Score maps (:func:`score_maps`) are, per video, the table's **pixel maps** when it has them
+(``ScoreTable.pixel_maps``: each map resized to the mask size, bilinearly, and kept in float16,
+the precision it is stored in; a frame without a map takes the video's lowest pixel score), else
+painted from the candidate regions' boxes (:func:`paint_score_map`, max over overlapping boxes).
 
 Example:
     >>> gt = GroundTruthRegions.from_masks({"01": {0: mask0, 1: mask1}})        # doctest: +SKIP
@@ -61,12 +69,12 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from stgraph.scores import ScoreTable
+from stgraph.scores import KINDS, PixelMaps, ScoreTable
 
 __all__ = ["GroundTruthRegions", "RegionCurves", "box_iou", "masks_to_regions", "link_tracks",
-           "region_curves", "rbdc_tbdc", "area_under_fp_curve", "paint_score_map",
-           "score_maps", "PixelAUC", "pixel_auc", "read_mask", "mask_files", "find_mask_folder",
-           "evaluate_masks"]
+           "region_candidates", "region_curves", "rbdc_tbdc", "area_under_fp_curve",
+           "paint_score_map", "resize_score_map", "score_maps", "PixelAUC", "pixel_auc",
+           "read_mask", "mask_files", "find_mask_folder", "evaluate_masks"]
 
 MASK_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -323,12 +331,45 @@ def _match(det_keys: np.ndarray, det_boxes: np.ndarray, det_scores: np.ndarray,
     return det_is_fp, region_score
 
 
+def region_candidates(table: ScoreTable, kind: str | None = None,
+                      image_hw: Mapping[str, tuple[int, int]] | None = None
+                      ) -> tuple[ScoreTable, str]:
+    """The rows of ``table`` that are candidate regions, and their kind.
+
+    Args:
+        table: any score table.
+        kind: ``"object"``, ``"patch"`` or ``"frame"``; None: object rows when the table has
+            any, else patch rows, else frame rows.
+        image_hw: {video: (H, W)}: NaN boxes of that video's rows (frame rows of unknown image
+            size) become the whole frame ``[0, 0, W, H]``.
+
+    Raises:
+        ValueError: an unknown kind, or a kind the table has no row of (while it has rows).
+    """
+    if kind is None:
+        kind = next((k for k in ("object", "patch", "frame") if k in table.kinds), "object")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)} or None, got {kind!r}")
+    if len(table) and kind not in table.kinds:
+        raise ValueError(f"the score table has no {kind} rows (it has {list(table.kinds)} rows)")
+    rows = table.select(kind=kind)
+    if not image_hw or not any(np.isnan(rows[name]).any() for name in ("x1", "y1", "x2", "y2")):
+        return rows, kind
+    columns = {name: np.array(rows[name]) for name in rows.columns}
+    for video, (height, width) in image_hw.items():
+        here = columns["video"] == video
+        for name, whole in (("x1", 0), ("y1", 0), ("x2", width), ("y2", height)):
+            columns[name][here & np.isnan(columns[name])] = whole
+    return ScoreTable(columns, rows.video_frames, rows.pixel_maps), kind
+
+
 def region_curves(table: ScoreTable, gt: GroundTruthRegions, iou_threshold: float = 0.1,
                   alpha: float = 0.1, n_frames: int | None = None) -> RegionCurves:
     """RBDR/TBDR-vs-FPR curves of the scored boxes of ``table`` against ``gt`` (module docstring).
 
     Args:
-        table: scored boxes; every row is a candidate region.
+        table: scored boxes; every row is a candidate region (pass the rows of one kind:
+            :func:`region_candidates`).
         gt: ground-truth regions; every video with regions must be in ``table``.
         iou_threshold: ``beta``, IoU for a detection to hit a region.
         alpha: fraction of a track's regions that must be detected for the track to be.
@@ -432,9 +473,11 @@ def rbdc_tbdc(table: ScoreTable, gt: GroundTruthRegions, iou_threshold: float = 
 
 # ---------------------------------------------------------------------------- pixel level
 def _winning_box(boxes: np.ndarray, scores: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """int64 [H, W]: row of the highest-scored box covering each pixel, -1 where none does."""
+    """int64 [H, W]: row of the highest-scored box covering each pixel, -1 where none does.
+    A NaN coordinate (a frame row of unknown image size) reaches the frame's edge."""
     height, width = int(shape[0]), int(shape[1])
     out = np.full((height, width), -1, np.int64)
+    boxes = np.where(np.isnan(boxes), np.array([0, 0, width, height], np.float64), boxes)
     x1 = np.clip(np.floor(boxes[:, 0]), 0, width).astype(np.int64)
     y1 = np.clip(np.floor(boxes[:, 1]), 0, height).astype(np.int64)
     x2 = np.clip(np.ceil(boxes[:, 2]), 0, width).astype(np.int64)
@@ -458,7 +501,7 @@ def paint_score_map(boxes: np.ndarray, scores: np.ndarray, shape: tuple[int, int
 
     Args:
         boxes: float [K, 4] xyxy pixels; a box covers pixel columns ``floor(x1) .. ceil(x2) - 1``
-            (rows likewise), clipped to the frame.
+            (rows likewise), clipped to the frame; a NaN coordinate reaches the frame's edge.
         scores: float [K].
         shape: (H, W) of the map.
         background: value of pixels no box covers (default ``-inf``: below every box).
@@ -469,6 +512,66 @@ def paint_score_map(boxes: np.ndarray, scores: np.ndarray, shape: tuple[int, int
     boxes, scores = _check_boxes_scores(boxes, scores)
     winner = _winning_box(boxes, scores, shape)
     return np.append(scores, float(background))[winner]  # index -1 picks the background
+
+
+def _resize_float16(score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float16 [H, W]: :func:`resize_score_map` before the cast to float64."""
+    import cv2
+
+    score_map = np.asarray(score_map, np.float32)
+    height, width = int(shape[0]), int(shape[1])
+    if score_map.shape != (height, width):
+        score_map = cv2.resize(score_map, (width, height), interpolation=cv2.INTER_LINEAR)
+    return score_map.astype(np.float16)
+
+
+def resize_score_map(score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A score map [h, w] resized to ``shape`` (H, W) bilinearly (OpenCV ``INTER_LINEAR``: pixel
+    centres aligned, edges clamped), in float16 (the precision pixel maps are stored in, so
+    that a video's maps hold at most 65,536 distinct values); returned as float64 [H, W]."""
+    return _resize_float16(score_map, shape).astype(np.float64)
+
+
+#: float64 [65536]: the value of every float16 bit pattern (indexed by its uint16 code).
+_FLOAT16_VALUES = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16
+                                                                               ).astype(np.float64)
+
+
+class _MapPainter:
+    """The pixel maps of one video, resized to each mask; a frame without a map gets the video's
+    lowest pixel score (as ``frame_scores(empty="min")`` does for frames)."""
+
+    def __init__(self, maps: PixelMaps):
+        self.maps = maps
+        self.fill = float(maps.maps.min())
+
+    def paint(self, frame: int, shape: tuple[int, int]) -> np.ndarray:
+        score_map = self.maps.map_of(frame)
+        if score_map is None:
+            return np.full((int(shape[0]), int(shape[1])), self.fill)
+        return resize_score_map(score_map, shape)
+
+    def add_to(self, accumulator: "PixelAUC", frame: int, mask: np.ndarray) -> None:
+        """``accumulator.update(self.paint(frame, mask.shape), mask)``, counting pixels per
+        float16 bit pattern (no per-pixel sort)."""
+        score_map = self.maps.map_of(frame)
+        if score_map is None:
+            accumulator.update(self.paint(frame, mask.shape), mask)
+            return
+        codes = _resize_float16(score_map, mask.shape).view(np.uint16).ravel()
+        total = np.bincount(codes, minlength=1 << 16)
+        positive = np.bincount(codes, weights=np.asarray(mask).ravel() != 0, minlength=1 << 16)
+        present = np.flatnonzero(total)
+        accumulator.add_counts(_FLOAT16_VALUES[present], positive[present],
+                               total[present] - positive[present])
+
+
+def _pixel_painter(table: ScoreTable, video: str, kind: str | None = None,
+                   background: float = -np.inf) -> "_MapPainter | _BoxPainter":
+    """The video's pixel maps when the table has them, else its candidate regions' boxes."""
+    if video in table.pixel_maps:
+        return _MapPainter(table.pixel_maps[video])
+    return _BoxPainter(region_candidates(table.select(video), kind)[0], video, background)
 
 
 class _BoxPainter:
@@ -499,11 +602,13 @@ class _BoxPainter:
 
 
 def score_maps(table: ScoreTable, video: str, shape: tuple[int, int],
-               frames: Sequence[int] | None = None,
-               background: float = -np.inf) -> Iterator[tuple[int, np.ndarray]]:
+               frames: Sequence[int] | None = None, background: float = -np.inf,
+               kind: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """``(frame, score map float64 [H, W])`` of each frame of ``video`` (default: all its frames
-    in the table), painted from its scored boxes by :func:`paint_score_map`."""
-    painter = _BoxPainter(table, video, background)
+    in the table): its pixel maps resized to ``shape`` (:func:`resize_score_map`) when the table
+    has them, else painted from the boxes of its candidate regions of ``kind``
+    (:func:`region_candidates`) by :func:`paint_score_map` (``background`` where no box is)."""
+    painter = _pixel_painter(table, video, kind, background)
     for frame in table.video_frames[video] if frames is None else frames:
         yield int(frame), painter.paint(int(frame), shape)
 
@@ -519,10 +624,15 @@ class PixelAUC:
         0.875
     """
 
+    #: Pending per-frame counts are merged once they hold this many values, so memory stays
+    #: proportional to the number of distinct values overall.
+    COMPACT_AT = 1 << 20
+
     def __init__(self) -> None:
         self._values: list[np.ndarray] = []
         self._positives: list[np.ndarray] = []
         self._negatives: list[np.ndarray] = []
+        self._pending = 0
 
     def update(self, score_map: np.ndarray, mask: np.ndarray) -> None:
         """Add one frame: ``score_map`` float [H, W] (no NaN; ``-inf`` allowed) and ``mask``
@@ -543,6 +653,21 @@ class PixelAUC:
         self._values.append(np.asarray(values, np.float64))
         self._positives.append(np.asarray(positives, np.float64))
         self._negatives.append(np.asarray(negatives, np.float64))
+        self._pending += self._values[-1].shape[0]
+        if self._pending >= self.COMPACT_AT:
+            self._compact()
+
+    def _compact(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Merge the counts so far into one (values ascending and distinct, positives,
+        negatives) triple, and return it."""
+        values, inverse = np.unique(np.concatenate(self._values), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        positive, negative = (np.bincount(inverse, weights=np.concatenate(counts),
+                                          minlength=values.size)
+                              for counts in (self._positives, self._negatives))
+        self._values, self._positives, self._negatives = [values], [positive], [negative]
+        self._pending = values.shape[0]
+        return values, positive, negative
 
     def auc(self) -> float:
         """ROC AUC of all pixels so far (ties count one half, as ``sklearn.metrics.roc_auc_score``).
@@ -552,10 +677,7 @@ class PixelAUC:
         """
         if not self._values:
             raise ValueError("PixelAUC: no frame was added")
-        values, inverse = np.unique(np.concatenate(self._values), return_inverse=True)
-        positive, negative = (np.bincount(inverse, weights=np.concatenate(counts),
-                                          minlength=values.size)
-                              for counts in (self._positives, self._negatives))
+        values, positive, negative = self._compact()
         n_pos, n_neg = positive.sum(), negative.sum()
         if n_pos == 0 or n_neg == 0:
             raise ValueError(f"pixel AUC needs anomalous and normal pixels; got {int(n_pos)} "
@@ -658,21 +780,28 @@ def find_mask_folder(root: str | Path, video: str) -> Path:
 
 def evaluate_masks(table: ScoreTable, mask_root: str | Path, videos: Sequence[str] | None = None,
                    iou_threshold: float = 0.1, alpha: float = 0.1, max_fp_per_frame: float = 1.0,
-                   min_area: int = 1, index_base: int | str = "auto") -> dict:
+                   min_area: int = 1, index_base: int | str = "auto",
+                   kind: str | None = None) -> dict:
     """RBDC, TBDC and pixel AUC of ``table`` against mask folders, in one pass over the masks.
 
     ``mask_root/<folder>/<NNN>.png`` as in the UCSD layout (:func:`find_mask_folder`,
     :func:`mask_files`). Only frames of ``table.video_frames`` are evaluated (with strided scoring
     the unscored frames' masks are skipped); a scored frame without a mask file is an error.
-    Score maps are painted from the boxes with background ``-inf`` and must be in mask pixels.
+    Candidate regions are the rows of ``kind`` (:func:`region_candidates`); boxes must be in mask
+    pixels. Pixel scores come from the table's pixel maps where a video has them, else from the
+    candidate boxes painted with background ``-inf`` (:func:`score_maps`).
 
     Returns:
-        ``rbdc_tbdc``'s dict plus ``pixel_auc`` and ``regions`` (the :class:`GroundTruthRegions`,
-        for plots; not JSON).
+        ``rbdc_tbdc``'s dict plus ``pixel_auc``, ``kind`` (of the candidate rows),
+        ``pixel_scores`` ({video: "maps" or "boxes"}) and ``image_hw`` ({video: [H, W] of its
+        masks}), all JSON-ready, and ``regions`` (the :class:`GroundTruthRegions`, for plots;
+        not JSON). ``region_curves(region_candidates(table, kind, image_hw)[0], regions, ...)``
+        gives the curves behind the numbers.
     """
     videos = table.videos if videos is None else list(videos)
+    candidates, kind = region_candidates(table.select(videos), kind)
     pixel = PixelAUC()
-    parts = []
+    parts, image_hw, sources = [], {}, {}
     for video in videos:
         files = mask_files(find_mask_folder(mask_root, video), index_base)
         frames = table.video_frames[video]
@@ -681,17 +810,29 @@ def evaluate_masks(table: ScoreTable, mask_root: str | Path, videos: Sequence[st
             raise ValueError(f"video {video!r}: no mask file for scored frames {missing[:10]} "
                              f"(masks cover frames {min(files)}..{max(files)})")
         masks = ((frame, read_mask(files[int(frame)])) for frame in frames)
+        painter = _pixel_painter(table, video, kind)
+        sources[video] = "maps" if isinstance(painter, _MapPainter) else "boxes"
 
-        painter = _BoxPainter(table, video)
-
-        def scored(pairs: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        def scored(pairs: Iterable[tuple[int, np.ndarray]], video: str = video
+                   ) -> Iterator[tuple[int, np.ndarray]]:
             for frame, mask in pairs:  # pixel AUC on the way, so each mask is read once
+                image_hw.setdefault(video, mask.shape)
                 painter.add_to(pixel, frame, mask)
                 yield frame, mask
 
         parts.append(GroundTruthRegions.from_video_masks(video, scored(masks), min_area))
     regions = GroundTruthRegions.concat(parts)
-    result = rbdc_tbdc(table.select(videos), regions, iou_threshold, alpha, max_fp_per_frame)
-    result["pixel_auc"] = pixel.auc()
-    result["regions"] = regions
+    candidates, _ = region_candidates(candidates, kind, image_hw)  # whole-frame NaN boxes
+    curves = region_curves(candidates, regions, iou_threshold, alpha)
+    result = {
+        "rbdc": area_under_fp_curve(curves.fp_per_frame, curves.rbdr, max_fp_per_frame),
+        "tbdc": area_under_fp_curve(curves.fp_per_frame, curves.tbdr, max_fp_per_frame),
+        "iou_threshold": float(iou_threshold), "alpha": float(alpha),
+        "max_fp_per_frame": float(max_fp_per_frame), "n_frames": curves.n_frames,
+        "n_regions": curves.n_regions, "n_tracks": curves.n_tracks,
+        "n_detections": curves.n_detections, "kind": kind, "pixel_auc": pixel.auc(),
+        "pixel_scores": sources,
+        "image_hw": {video: [int(h), int(w)] for video, (h, w) in image_hw.items()},
+        "regions": regions,
+    }
     return result

@@ -11,11 +11,17 @@
                             anomalies (lowest-scored anomalous frames) as frame crops with the
                             scored boxes (and ground-truth regions in magenta) -- only for videos
                             whose frames are given
+    heatmaps/<video>.png    for a table with pixel maps: the map of the video's peak frame (the
+                            highest frame score among frames with a map), over the frame when
+                            its frames are given, with a colour bar
 
 Example frames are chosen on the (reduced, smoothed) frame scores, at most one per ``min_gap``
-frames of a video so that a single event does not fill the list. Boxes are drawn in the frame
-coordinates the table holds: frames must be those that were scored (same size, no resize).
-Every file is written atomically.
+frames of a video so that a single event does not fill the list. The boxes drawn are the object
+rows of the table (all of them), else its patch rows (the ``top_patches`` highest of the frame);
+frame rows have no box to draw, so a frame-level table's examples show the whole frame, with its
+pixel map blended in when the table has one. Boxes are drawn in the frame coordinates the table
+holds: frames must be those that were scored (same size, no resize). Every file is written
+atomically.
 
 Example:
     >>> write_report("report/", table, frame_scores, labels, metrics,               # doctest: +SKIP
@@ -33,10 +39,12 @@ import numpy as np
 
 from stgraph.fileio import atomic_write_bytes, atomic_write_text
 from stgraph.metrics import align_frame_labels, roc_curve_points
-from stgraph.region_metrics import GroundTruthRegions, region_curves
-from stgraph.scores import FrameScores, ScoreTable
+from stgraph.region_metrics import (GroundTruthRegions, RegionCurves, region_candidates,
+                                    region_curves)
+from stgraph.scores import FrameScores, PixelMaps, ScoreTable
 
-__all__ = ["write_report", "pick_examples", "Example", "read_frames", "crop_window", "crop_around"]
+__all__ = ["write_report", "pick_examples", "Example", "read_frames", "crop_window", "crop_around",
+           "peak_map_frame"]
 
 GT_COLOR = (255, 0, 255)  # BGR magenta: ground-truth regions in example crops
 
@@ -152,22 +160,41 @@ def crop_around(image: np.ndarray, boxes: np.ndarray, margin: float = 1.0,
     return image[top:bottom, left:right]
 
 
-def _frame_boxes(table: ScoreTable, video: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """(boxes float64 [K, 4], scores float64 [K]) of one frame of the table."""
-    rows = table.objects_in_frame(video, frame)
+def _box_kind(table: ScoreTable) -> str | None:
+    """The kind of row drawn as boxes: object rows, else patch rows; None for frame rows only."""
+    return next((kind for kind in ("object", "patch") if kind in table.kinds), None)
+
+
+def _frame_boxes(table: ScoreTable, video: str, frame: int,
+                 top_patches: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes float64 [K, 4], scores float64 [K]) drawn on one frame: its object rows, else its
+    ``top_patches`` highest patch rows; none for a table of frame rows only."""
+    kind = _box_kind(table)
+    if kind is None:
+        return np.zeros((0, 4)), np.zeros(0)
+    rows = table.objects_in_frame(video, frame, kind=kind)
     boxes = np.stack([rows[c] for c in ("x1", "y1", "x2", "y2")], axis=1).astype(np.float64)
-    return boxes.reshape(-1, 4), np.asarray(rows["score"], np.float64)
+    scores = np.asarray(rows["score"], np.float64)
+    if kind == "patch":
+        keep = np.argsort(-scores, kind="stable")[:top_patches]
+        boxes, scores = boxes[keep], scores[keep]
+    return boxes.reshape(-1, 4), scores
 
 
 def _example_image(example: Example, image: np.ndarray, table: ScoreTable,
                    regions: GroundTruthRegions | None, score_range: tuple[float, float],
                    min_side: int = 240) -> np.ndarray:
     """The crop of one example, enlarged (integer factor, at most 4) to ``min_side`` pixels on its
-    short side, with the scored boxes (coloured by score, labelled) and the GT regions drawn."""
+    short side, with the scored boxes (coloured by score, labelled) and the GT regions drawn; the
+    frame's pixel map, if any, is blended in."""
     import cv2
 
-    from stgraph.viz import draw_boxes
+    from stgraph.viz import blend_heatmap, draw_boxes
 
+    maps = table.pixel_maps.get(example.video)
+    score_map = None if maps is None else maps.map_of(example.frame)
+    if score_map is not None:
+        image = blend_heatmap(image, score_map, float(maps.maps.min()), float(maps.maps.max()))
     boxes, scores = _frame_boxes(table, example.video, example.frame)
     gt_boxes = np.zeros((0, 4))
     if regions is not None and len(regions):
@@ -188,6 +215,57 @@ def _example_image(example: Example, image: np.ndarray, table: ScoreTable,
     for x1, y1, x2, y2 in np.round((gt_boxes - offset) * factor).astype(np.int64).tolist():
         cv2.rectangle(drawn, (x1, y1), (x2, y2), GT_COLOR, 1)
     return drawn
+
+
+def peak_map_frame(frame_scores: FrameScores, maps: PixelMaps) -> int:
+    """The frame with a pixel map whose frame score is highest (the earliest on a tie)."""
+    has_map = np.isin(frame_scores.frames, maps.frames)
+    if not has_map.any():
+        return int(maps.frames[0])
+    candidates = np.flatnonzero(has_map)
+    return int(frame_scores.frames[candidates[np.argmax(frame_scores.scores[candidates])]])
+
+
+def _plot_heatmap(video: str, frame: int, frame_score: float | None, maps: PixelMaps,
+                  image: np.ndarray | None, regions: GroundTruthRegions | None,
+                  path: Path) -> Path:
+    """PNG of one frame's pixel map (over the frame image when given) with a colour bar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+
+    from stgraph.viz import HEATMAP_CMAP, blend_heatmap, heatmap_colors, save_figure
+
+    vmin, vmax = float(maps.maps.min()), float(maps.maps.max())
+    score_map = maps.map_of(frame)
+    if image is not None:
+        shown = blend_heatmap(image, score_map, vmin, vmax)[..., ::-1]  # RGB for matplotlib
+        height, width = image.shape[:2]
+    else:
+        shown = heatmap_colors(score_map, vmin, vmax)
+        height, width = maps.shape
+    aspect = width / height
+    fig = Figure(figsize=(min(9.0, 2.2 + 3.6 * aspect), 4.2))
+    ax = fig.add_subplot()
+    ax.imshow(shown, interpolation="nearest")
+    ax.set_axis_off()
+    if regions is not None and len(regions) and image is not None:
+        here = (regions.video == video) & (regions.frame == frame)
+        for x1, y1, x2, y2 in regions.boxes[here]:
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False,
+                                   edgecolor="magenta", lw=1.2))
+        if here.any():
+            ax.legend(handles=[Patch(fill=False, edgecolor="magenta", label="ground truth")],
+                      loc="lower right", fontsize=7, framealpha=0.8)
+    score = "" if frame_score is None else f", frame score {frame_score:.4g}"
+    ax.set_title(f"video {video}, frame {frame}{score}\npixel map {maps.shape[0]}x{maps.shape[1]}"
+                 + (f" over the {height}x{width} frame" if image is not None else ""), fontsize=9)
+    bar = fig.colorbar(ScalarMappable(Normalize(vmin, vmax), HEATMAP_CMAP), ax=ax,
+                       fraction=0.046, pad=0.03)
+    bar.set_label("pixel anomaly score", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return save_figure(fig, path)
 
 
 def _write_png(path: Path, image: np.ndarray) -> Path:
@@ -223,13 +301,11 @@ def _plot_roc(scores: np.ndarray, labels: np.ndarray, metrics: Mapping, path: Pa
     return save_figure(fig, path)
 
 
-def _plot_region_curves(table: ScoreTable, regions: GroundTruthRegions, region: Mapping,
-                        path: Path) -> Path:
+def _plot_region_curves(curves: RegionCurves, region: Mapping, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     from stgraph.viz import save_figure
 
-    curves = region_curves(table, regions, region["iou_threshold"], region["alpha"])
     limit = region["max_fp_per_frame"]
     fp = np.append(curves.fp_per_frame, max(limit, curves.fp_per_frame[-1]))  # flat to the limit
     rbdr, tbdr = np.append(curves.rbdr, curves.rbdr[-1]), np.append(curves.tbdr, curves.tbdr[-1])
@@ -243,7 +319,8 @@ def _plot_region_curves(table: ScoreTable, regions: GroundTruthRegions, region: 
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false positives per frame")
     ax.set_ylabel("detection rate")
-    ax.set_title(f"region / track detection (IoU >= {region['iou_threshold']:g})")
+    rows = f", {region['kind']} rows" if region.get("kind") else ""
+    ax.set_title(f"region / track detection (IoU >= {region['iou_threshold']:g}{rows})")
     ax.legend(loc="lower right", fontsize=8)
     return save_figure(fig, path)
 
@@ -257,7 +334,8 @@ def _percent(value) -> str:
 
 def _summary_markdown(metrics: Mapping, curve_files: Mapping[str, str], has_region_plot: bool,
                       examples: Sequence[tuple[Example, str | None]],
-                      videos_without_frames: Sequence[str]) -> str:
+                      videos_without_frames: Sequence[str],
+                      heatmaps: Sequence[tuple[str, int, str]] = ()) -> str:
     lines = ["# stgraph evaluation report", "", "## Frame level", "",
              "| metric | value |", "|---|---|",
              f"| micro AUC (frames pooled) | {_percent(metrics.get('micro_auc'))} |",
@@ -280,7 +358,17 @@ def _summary_markdown(metrics: Mapping, curve_files: Mapping[str, str], has_regi
                   f"{region.get('n_tracks')} |",
                   f"| IoU for a hit, track fraction alpha, FP/frame limit | "
                   f"{region.get('iou_threshold')}, {region.get('alpha')}, "
-                  f"{region.get('max_fp_per_frame')} |", ""]
+                  f"{region.get('max_fp_per_frame')} |"]
+        if region.get("kind"):
+            lines.append(f"| candidate regions | {region['kind']} rows |")
+        sources = region.get("pixel_scores") or {}
+        if sources:
+            by_source = {what: [v for v, s in sources.items() if s == what]
+                         for what in ("maps", "boxes")}
+            lines.append("| pixel scores from | " + "; ".join(
+                f"{what}: {', '.join(videos)}" for what, videos in by_source.items() if videos)
+                + " |")
+        lines.append("")
         if has_region_plot:
             lines += ["![region curves](region_curves.png)", ""]
     lines += ["## Per video", "", "| video | frames | anomalous | AUC | score curve |",
@@ -298,6 +386,10 @@ def _summary_markdown(metrics: Mapping, curve_files: Mapping[str, str], has_regi
         for example, file in chosen:
             text = f"video {example.video} frame {example.frame}, score {example.score:.4g}"
             lines.append(f"- {text}" + (f"  \n  ![{text}]({file})" if file else ""))
+    if heatmaps:
+        lines += ["", "## Pixel maps (peak frame of each video)", ""]
+        lines += [f"- video {video} frame {frame}  \n  ![pixel map {video}]({file})"
+                  for video, frame, file in heatmaps]
     if videos_without_frames:
         lines += ["", f"No frames given for videos {list(videos_without_frames)}: no crops for "
                       "them (pass --video-root)."]
@@ -331,19 +423,20 @@ def write_report(out_dir: str | Path, table: ScoreTable, frame_scores: Mapping[s
 
     Args:
         out_dir: folder to write (created; existing files of the same names are replaced).
-        table: the scored boxes (drawn in the example crops).
+        table: the scores: its boxes are drawn in the example crops, its pixel maps make the
+            heatmaps.
         frame_scores: {video: FrameScores} that ``metrics`` was computed from.
         labels: {video: 0/1 frame labels indexed by frame number}.
         metrics: ``stgraph.metrics.evaluate_frames``'s dict, optionally with a ``"region"`` entry
             (``stgraph.region_metrics.evaluate_masks``'s dict without ``regions``).
         regions: ground-truth regions, for the region curves and the crops.
-        videos: {video name: video file or frame folder} for the example crops.
+        videos: {video name: video file or frame folder} for the example crops and heatmaps.
         n_examples: crops per kind (false positives, missed anomalies).
         min_gap: frames between two examples of one kind in one video.
 
     Returns:
         {what: path} of every file written (``metrics``, ``summary``, ``roc``, ``curve:<video>``,
-        ``region_curves``, ``example:<kind>:<k>``).
+        ``region_curves``, ``heatmap:<video>``, ``example:<kind>:<k>``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -369,19 +462,35 @@ def write_report(out_dir: str | Path, table: ScoreTable, frame_scores: Mapping[s
     region = metrics.get("region")
     has_region_plot = bool(region) and regions is not None and len(regions) > 0
     if has_region_plot:
-        written["region_curves"] = _plot_region_curves(table, regions, region,
-                                                       out / "region_curves.png")
+        candidates, _ = region_candidates(table, region.get("kind"), region.get("image_hw"))
+        curves = region_curves(candidates, regions, region["iou_threshold"], region["alpha"])
+        written["region_curves"] = _plot_region_curves(curves, region, out / "region_curves.png")
 
     false_positives, missed = pick_examples(frame_scores, labels, n_examples, min_gap)
     videos = dict(videos or {})
-    scores_all = np.asarray(table["score"], np.float64)
-    score_range = ((float(scores_all.min()), float(scores_all.max())) if len(scores_all)
+    box_kind = _box_kind(table)
+    drawn_scores = (np.asarray(table.select(kind=box_kind)["score"], np.float64)
+                    if box_kind else np.zeros(0))
+    score_range = ((float(drawn_scores.min()), float(drawn_scores.max())) if len(drawn_scores)
                    else (0.0, 1.0))
-    needed: dict[str, list[int]] = {}
+    peaks = {video: peak_map_frame(frame_scores[video], maps)
+             for video, maps in table.pixel_maps.items() if video in frame_scores}
+    needed: dict[str, list[int]] = {video: [frame] for video, frame in peaks.items()}
     for example in false_positives + missed:
         needed.setdefault(example.video, []).append(example.frame)
     images = {video: read_frames(videos[video], frames)
               for video, frames in needed.items() if video in videos}
+
+    heatmaps = []
+    for video, frame in peaks.items():
+        fs = frame_scores[video]
+        at = np.flatnonzero(fs.frames == frame)
+        name = f"heatmaps/{_safe_name(video)}.png"
+        written[f"heatmap:{video}"] = _plot_heatmap(
+            video, frame, float(fs.scores[at[0]]) if at.size else None, table.pixel_maps[video],
+            images.get(video, {}).get(frame), regions, out / name)
+        heatmaps.append((video, frame, name))
+
     examples: list[tuple[Example, str | None]] = []
     for example in false_positives + missed:
         k = sum(e.kind == example.kind for e, _ in examples)  # rank within its kind
@@ -396,5 +505,5 @@ def write_report(out_dir: str | Path, table: ScoreTable, frame_scores: Mapping[s
         examples.append((example, name))
     without = sorted(video for video in needed if video not in videos)
     written["summary"] = atomic_write_text(out / "summary.md", _summary_markdown(
-        metrics, curve_files, has_region_plot, examples, without))
+        metrics, curve_files, has_region_plot, examples, without, heatmaps))
     return written

@@ -3,7 +3,8 @@
 * :func:`draw_object_graph` — nodes at box centres (successive frames optionally shifted to show
   time), spatial edges as grey lines, temporal edges as dashed arrows, optional frame underneath;
 * :func:`plot_score_curve` — per-frame scores with the ground-truth anomalous spans shaded;
-* :func:`draw_boxes` — boxes coloured by score on a BGR frame (returns a new BGR image).
+* :func:`draw_boxes` — boxes coloured by score on a BGR frame (returns a new BGR image);
+* :func:`blend_heatmap` — a pixel score map coloured and blended over a BGR frame.
 
 Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state, nothing to close); with
 ``path`` they are also saved, atomically (temp file, then ``os.replace``).
@@ -22,9 +23,11 @@ from matplotlib.ticker import MaxNLocator
 
 from stgraph.fileio import atomic_path
 
-__all__ = ["draw_object_graph", "plot_score_curve", "draw_boxes", "save_figure", "score_colors"]
+__all__ = ["draw_object_graph", "plot_score_curve", "draw_boxes", "save_figure", "score_colors",
+           "heatmap_colors", "blend_heatmap", "HEATMAP_CMAP"]
 
 SPATIAL_COLOR = "0.45"
+HEATMAP_CMAP = "inferno"  # pixel score maps: dark = low, yellow = high
 TEMPORAL_COLOR = "tab:orange"
 
 
@@ -265,3 +268,28 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None =
             cv2.putText(out, str(labels[k]), (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
                         0.35, color, 1, cv2.LINE_AA)
     return out
+
+
+def heatmap_colors(score_map: np.ndarray, vmin: float, vmax: float,
+                   cmap: str = HEATMAP_CMAP) -> np.ndarray:
+    """float32 [H, W, 3] RGB in [0, 1]: ``score_map`` [H, W] on ``cmap`` over [vmin, vmax]."""
+    from matplotlib import colormaps
+
+    score_map = np.asarray(score_map, np.float64)
+    unit = (np.clip((score_map - vmin) / (vmax - vmin), 0, 1) if vmax > vmin
+            else np.zeros_like(score_map))
+    return colormaps[cmap](unit)[..., :3].astype(np.float32)
+
+
+def blend_heatmap(image: np.ndarray, score_map: np.ndarray, vmin: float, vmax: float,
+                  alpha: float = 0.5, cmap: str = HEATMAP_CMAP) -> np.ndarray:
+    """uint8 [H, W, 3] BGR: ``image`` with ``score_map`` [h, w] (resized to the image bilinearly,
+    as pixel AUC resizes it: :func:`stgraph.region_metrics.resize_score_map`) coloured on
+    ``cmap`` over [vmin, vmax] and blended in with weight ``alpha``."""
+    from detectors.base import check_image
+    from stgraph.region_metrics import resize_score_map
+
+    image = check_image(image, "blend_heatmap")
+    heat = heatmap_colors(resize_score_map(score_map, image.shape[:2]), vmin, vmax, cmap)
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * 255 * heat[..., ::-1]
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)

@@ -9,7 +9,7 @@ from stgraph.metrics import rbdc_tbdc  # re-exported
 from stgraph.region_metrics import (GroundTruthRegions, PixelAUC, area_under_fp_curve, box_iou,
                                     evaluate_masks, find_mask_folder, link_tracks, mask_files,
                                     masks_to_regions, paint_score_map, pixel_auc, read_mask,
-                                    region_curves, score_maps)
+                                    region_candidates, region_curves, score_maps)
 from stgraph.scores import ScoreTable
 
 
@@ -22,7 +22,8 @@ def make_table(rows, video_frames):
     object_id = np.zeros(n, np.int64)
     for i in range(n):  # running count within (video, frame)
         object_id[i] = sum(1 for j in range(i) if rows[j][:2] == rows[i][:2])
-    columns = {"video": videos, "frame": frames, "object_id": object_id,
+    columns = {"video": videos, "kind": np.full(n, "object"), "frame": frames,
+               "object_id": object_id,
                "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
                "label": np.zeros(n, np.int64), "class_name": np.full(n, "obj"),
                "det_score": np.ones(n, np.float32),
@@ -268,3 +269,68 @@ def test_ped2_masks_align_with_frame_labels(shared_data):
     assert sorted(files) == list(range(labels.shape[0]))
     for frame in (59, 60, 61):  # Test001 is anomalous from 1-based frame 61 = index 60
         assert read_mask(files[frame]).any() == bool(labels[frame])
+
+
+# ---------------------------------------------------------------------------- pixel maps
+def test_pixel_auc_uses_pixel_maps_exactly(tmp_path):
+    """Frame rows with pixel maps: maps of the mask size count as they are; a 2x2 map on a 4x4
+    mask is resized bilinearly (pixel centres aligned: columns 0, .25, .75, 1); a frame without
+    a map takes the video's lowest pixel score."""
+    rng = np.random.default_rng(1)
+    same = np.round(rng.random((2, 4, 4)) * 8) / 8        # exact in float16
+    masks = [rng.random((4, 4)) < 0.4 for _ in range(4)]
+    masks[0][0, 0], masks[0][0, 1] = True, False           # both classes for sure
+    small = np.array([[[0.0, 1.0], [0.0, 1.0]]])
+    table = ScoreTable.concat([
+        ScoreTable.from_frames("01", [0, 1], [0.5, 0.6], n_frames=3, pixel_maps=same),
+        ScoreTable.from_frames("02", [0], [0.2], pixel_maps=small)])
+    write_masks(tmp_path / "Test001", masks[:3])
+    write_masks(tmp_path / "Test002", masks[3:])
+    result = evaluate_masks(table, tmp_path)
+    resized = np.tile([0.0, 0.25, 0.75, 1.0], (4, 1))
+    maps = [same[0], same[1], np.full((4, 4), same.min()), resized]
+    expected = roc_auc_score(np.concatenate([m.ravel() for m in masks]),
+                             np.concatenate([m.ravel() for m in maps]))
+    assert result["pixel_auc"] == pytest.approx(expected, abs=1e-12)
+    assert result["pixel_scores"] == {"01": "maps", "02": "maps"} and result["kind"] == "frame"
+    np.testing.assert_array_equal(dict(score_maps(table, "02", (4, 4)))[0], resized)
+
+
+def test_frame_rows_without_maps_paint_the_whole_frame(tmp_path):
+    blob = np.zeros((6, 8), bool)
+    blob[1:5, 2:7] = True                                  # 20 of 48 pixels
+    write_masks(tmp_path / "Test001", [np.zeros_like(blob), blob])
+    table = ScoreTable.from_frames("01", [0, 1], [0.9, 0.4])  # NaN boxes: image size unknown
+    result = evaluate_masks(table, tmp_path)
+    assert result["kind"] == "frame" and result["pixel_scores"] == {"01": "boxes"}
+    # every pixel of frame 0 (all normal) outscores every pixel of frame 1
+    assert result["pixel_auc"] == pytest.approx(
+        roc_auc_score(np.r_[np.zeros(48), blob.ravel()], np.r_[np.full(48, 0.9), np.full(48, 0.4)]))
+    # the whole frame is one region: IoU 20/48 >= 0.1, so frame 1's row detects the region, and
+    # frame 0's row (scored higher) is a false positive: RBDR 1 at 1/2 FP per frame
+    assert result["rbdc"] == pytest.approx(0.5) and result["n_detections"] == 2
+    with pytest.raises(ValueError, match=r"no patch rows \(it has \['frame'\] rows\)"):
+        evaluate_masks(table, tmp_path, kind="patch")
+
+
+def test_region_candidates_prefer_objects_then_patches_then_frames():
+    objects = make_table([("v", 0, [0, 0, 2, 2], 0.3)], {"v": [0]})
+    frames = ScoreTable.from_frames("v", [0], [0.5])
+    rows, kind = region_candidates(ScoreTable.concat([objects, frames]))
+    assert kind == "object" and rows.kinds == ("object",)
+    rows, kind = region_candidates(frames, image_hw={"v": (10, 20)})
+    assert kind == "frame"
+    np.testing.assert_array_equal([rows[c][0] for c in ("x1", "y1", "x2", "y2")], [0, 0, 20, 10])
+
+
+def test_pixel_auc_compaction_keeps_the_exact_auc(monkeypatch):
+    rng = np.random.default_rng(2)
+    maps = [np.round(rng.random((5, 6)), 2) for _ in range(6)]
+    masks = [rng.random((5, 6)) < 0.3 for _ in range(6)]
+    expected = pixel_auc(maps, masks)
+    monkeypatch.setattr(PixelAUC, "COMPACT_AT", 40)
+    accumulator = PixelAUC()
+    for score_map, mask in zip(maps, masks):
+        accumulator.update(score_map, mask)
+        assert accumulator._pending <= 101 + 40           # merged as it goes
+    assert accumulator.auc() == pytest.approx(expected, abs=1e-15)

@@ -33,7 +33,8 @@ def scene_table() -> ScoreTable:
     boxes = np.array([r[2] for r in rows], np.float32)
     n = len(rows)
     return ScoreTable({
-        "video": [r[0] for r in rows], "frame": [r[1] for r in rows], "object_id": object_id,
+        "video": [r[0] for r in rows], "kind": np.full(n, "object"), "frame": [r[1] for r in rows],
+        "object_id": object_id,
         "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
         "label": np.zeros(n, np.int64), "class_name": np.full(n, "person"),
         "det_score": np.ones(n, np.float32), "score": [r[3] for r in rows]})
@@ -140,4 +141,13 @@ def test_eval_report_errors_name_the_problem(scene, capsys):
     code = main(["eval", "--scores", str(scene / "scores.csv"),
                  "--labels", str(scene / "labels.npz"), "--masks", str(scene / "nowhere")])
     assert code == 2
-    assert "mask root folder not found" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "mask root folder not found" in captured.err
+    assert captured.out == ""  # checked before any metric is computed or printed
+    (scene / "a_file").write_text("x")
+    for flag, path, message in (("--report", scene / "a_file", "is a file; give a folder"),
+                                ("--out", scene / "masks", "is a folder; give a file name")):
+        code = main(["eval", "--scores", str(scene / "scores.csv"),
+                     "--labels", str(scene / "labels.npz"), flag, str(path)])
+        captured = capsys.readouterr()
+        assert code == 2 and message in captured.err and captured.out == ""
