@@ -30,7 +30,7 @@ import numpy as np
 
 from stgraph.alarms import DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_threshold
 from stgraph.fileio import atomic_path
-from stgraph.scores import REQUIRED_COLUMNS
+from stgraph.scores import COLUMNS, object_csv_rows
 from stgraph.stream import FrameResult, analysed_stream
 
 __all__ = ["watch", "OverlayRenderer", "ScoreCsvWriter", "VideoWriter", "FOURCC"]
@@ -89,18 +89,11 @@ class ScoreCsvWriter:
         self._handle = open(self._staged.enter_context(atomic_path(self.path)), "w", newline="",
                             encoding="utf-8")
         self._csv = csv.writer(self._handle)
-        self._csv.writerow(REQUIRED_COLUMNS)
+        self._csv.writerow(COLUMNS)
 
     def write(self, result: FrameResult) -> None:
-        dets = result.detections
-        if not len(dets):
-            self._csv.writerow([self.video, result.frame_index, -1] + [""] * 8)
-        names = dets.names
-        for row in range(len(dets)):
-            box = [str(np.float32(v)) for v in dets.boxes[row]]
-            self._csv.writerow([self.video, result.frame_index, row, *box, int(dets.labels[row]),
-                                names[row], str(np.float32(dets.scores[row])),
-                                repr(float(result.scores[row]))])
+        self._csv.writerows(object_csv_rows(self.video, result.frame_index, result.detections,
+                                            result.scores))
         self._handle.flush()
 
     def close(self) -> None:

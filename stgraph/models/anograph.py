@@ -344,9 +344,10 @@ class AnoGraph(BaseEstimator):
                 for video in videos]
             density = make_density(self.scoring).fit(torch.cat(embeddings))
             train_scores = cross_fitted_scores(embeddings, lambda: make_density(self.scoring))
+        quantiles = ScoreQuantiles.from_scores(train_scores.numpy())
         self.model_, self.density_ = network, density
         self.n_features_in_, self.history_ = width, history
-        self.train_scores_ = ScoreQuantiles.from_scores(train_scores.numpy())
+        self.train_scores_ = quantiles
         return self
 
     # ------------------------------------------------------------------ score
