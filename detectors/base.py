@@ -26,8 +26,9 @@ class DetectionError(ValueError):
 
 
 def _as_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
+    """A private, writable copy of ``value`` (never a view of the caller's array)."""
     try:
-        return np.asarray(value, dtype=dtype)
+        return np.array(value, dtype=dtype, copy=True)
     except (TypeError, ValueError) as exc:
         raise DetectionError(f"Detections.{name} cannot be converted to {np.dtype(dtype).name}: {exc}") from exc
 
@@ -38,6 +39,8 @@ class Detections:
 
     Construction validates and normalises: shapes are checked, values must be finite, boxes are
     clipped to ``image_size`` when it is known and boxes whose corners are swapped are rejected.
+    The arrays are copied on construction: the caller's arrays are never written to (read-only
+    arrays are fine) and later changes to them do not reach the ``Detections``.
 
     Example:
         >>> d = Detections(boxes=[[10, 10, 50, 80]], scores=[0.9], labels=[0], frame_index=3,
