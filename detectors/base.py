@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkabl
 
 import numpy as np
 
-__all__ = ["Detections", "Detector", "BaseDetector", "DetectionError", "check_image", "run_detector", "iter_detect"]
+__all__ = ["Detections", "Detector", "BaseDetector", "DetectionError", "check_image", "run_detector",
+           "iter_detect", "check_fraction", "check_positive_int"]
 
 
 class DetectionError(ValueError):
@@ -259,6 +260,24 @@ class BaseDetector:
 
     def __call__(self, image: np.ndarray, frame_index: int = 0) -> Detections:
         return self.detect(image, frame_index=frame_index)
+
+
+def check_fraction(value: Any, name: str, who: str) -> float:
+    """``value`` as a float in ``(0, 1]`` (a confidence or IoU threshold), else a ``ValueError``
+    naming ``who.name`` and the value."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{who}: {name} must be a number in (0, 1], got {value!r}")
+    if not 0 < float(value) <= 1:
+        raise ValueError(f"{who}: {name} must be in (0, 1], got {value}")
+    return float(value)
+
+
+def check_positive_int(value: Any, name: str, who: str) -> int:
+    """``value`` as an int >= 1, else a ``ValueError`` naming ``who.name`` and the value."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or int(value) < 1):
+        raise ValueError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def check_image(image: np.ndarray, who: str) -> np.ndarray:
