@@ -42,8 +42,8 @@ class Detectron2Detector(BaseDetector):
     Args:
         config_file: path of a detectron2 yacs ``.yaml`` config (its ``_BASE_`` files next to it).
         weights: path of the weights file (``.pkl`` or ``.pth``).
-        conf_threshold: minimum score, in (0, 1] (sets the ``MODEL.ROI_HEADS`` and ``MODEL.RETINANET`` test
-            thresholds).
+        conf_threshold: minimum score, in (0, 1] (sets the ``MODEL.ROI_HEADS`` and
+            ``MODEL.RETINANET`` test thresholds).
         classes: keep only these classes (names or ids); ``None`` keeps all.
         device: ``"cpu"``, ``"cuda"``, ...
         class_names: names by class id (``None`` = COCO's 80 when the model has 80 classes, else

@@ -83,8 +83,9 @@ def _unique_sibling(path: Path, tag: str, suffix: str = "") -> Path:
 def _create_temporary(path: Path, suffix: str) -> Path:
     """Create an empty, uniquely named file next to ``path`` with the mode ``open()`` would give.
 
-    ``tempfile.mkstemp`` creates files 0600 whatever the umask; this creates them like ``open(.., "w")``
-    does: ``0o666`` minus the umask for a new file, the existing file's mode when ``path`` exists.
+    ``tempfile.mkstemp`` creates files 0600 whatever the umask; this creates them as
+    ``open(path, "w")`` does: ``0o666`` minus the umask for a new file, the existing file's mode
+    when ``path`` exists.
     """
     for _ in range(100):
         tmp = _unique_sibling(path, "", suffix)

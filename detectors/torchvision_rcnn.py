@@ -4,8 +4,8 @@ The network is always built with ``weights=None, weights_backbone=None`` (no hub
 weights come from a ``state_dict`` file the user gives, loaded with ``weights_only=True``. A
 detector without weights is refused: an untrained R-CNN finds nothing meaningful, and would do so
 in silence. ``allow_random=True`` builds a randomly initialised (seeded) network on purpose, for
-tests and for pipelines that train it later. Labels follow torchvision's COCO numbering (:data:`detectors.coco.COCO_91_CATEGORIES`,
-1 = person) when ``num_classes == 91``.
+tests and for pipelines that train it later. Labels follow torchvision's COCO numbering
+(:data:`detectors.coco.COCO_91_CATEGORIES`, 1 = person) when ``num_classes == 91``.
 """
 from __future__ import annotations
 

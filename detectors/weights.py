@@ -46,7 +46,8 @@ def describe_unreadable(path: Path, exc: BaseException) -> str:
     return "not a file written by torch.save (another format)"
 
 
-def load_torch_state(path: str | os.PathLike, what: str, error: type[Exception] = ValueError) -> Any:
+def load_torch_state(path: str | os.PathLike, what: str,
+                     error: type[Exception] = ValueError) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with clear errors.
 
     Args:

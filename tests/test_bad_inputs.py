@@ -162,7 +162,8 @@ CASES = [
                     read_detections(t / "d.npz")),
          DetectionError, (r"d\.npz", "not a readable .npz|corrupt or truncated")),
     Case("detections .jsonl that is binary",
-         lambda t: ((t / "d.jsonl").write_bytes(b"\xff\xfe\x00binary"), read_detections(t / "d.jsonl")),
+         lambda t: ((t / "d.jsonl").write_bytes(b"\xff\xfe\x00binary"),
+                    read_detections(t / "d.jsonl")),
          DetectionError, (r"d\.jsonl", "not a text")),
 ]
 

@@ -129,14 +129,15 @@ def test_graphs_of_an_older_format_are_not_read(tmp_path, videos, caplog):
     from stgraph.datasets.graph_dataset import GRAPH_DATASET_FORMAT
 
     current = build(tmp_path / "cache", videos)
-    settings = json.loads((tmp_path / "cache" / "processed" / current.key / "settings.json").read_text())
+    processed = tmp_path / "cache" / "processed"
+    settings = json.loads((processed / current.key / "settings.json").read_text())
     assert settings["format"] == GRAPH_DATASET_FORMAT
     # a folder of format 1 (no "format" in its settings.json): renamed to stand for the old key
-    old = tmp_path / "cache" / "processed" / "0123456789abcdef"
-    (tmp_path / "cache" / "processed" / current.key).rename(old)
+    old = processed / "0123456789abcdef"
+    (processed / current.key).rename(old)
     del settings["format"]
     (old / "settings.json").write_text(json.dumps(settings))
     with caplog.at_level(logging.WARNING, logger="stgraph.datasets.graph_dataset"):
         rebuilt = build(tmp_path / "cache", videos)
     assert rebuilt.key == current.key and "0123456789abcdef" in caplog.text
-    assert "not read" in caplog.text and (tmp_path / "cache" / "processed" / current.key).is_dir()
+    assert "not read" in caplog.text and (processed / current.key).is_dir()

@@ -135,7 +135,8 @@ class ObjectGraphDataset(InMemoryDataset):
                 described = json.loads((entry / "settings.json").read_text())
             except (OSError, ValueError):
                 described = {}
-            if (entry / "graphs.pt").is_file() and described.get("format", 1) != GRAPH_DATASET_FORMAT:
+            version = described.get("format", 1)
+            if (entry / "graphs.pt").is_file() and version != GRAPH_DATASET_FORMAT:
                 older.append(entry.name)
         if older:
             logger.warning("ObjectGraphDataset: %d processed folder(s) in %s hold graphs of "
