@@ -69,7 +69,7 @@ import torch  # noqa: E402
 from detectors.base import Detections  # noqa: E402
 from detectors.yolox_onnx import YoloxOnnxDetector  # noqa: E402
 from stgraph.baselines import class_confidence_scores, frame_difference_scores  # noqa: E402
-from stgraph.cache import DetectionCache, fingerprint, settings_key  # noqa: E402
+from stgraph.cache import DetectionCache, component_key, fingerprint, settings_key  # noqa: E402
 from stgraph.datasets.folders import VideoDataset, VideoItem, load_video_folder  # noqa: E402
 from stgraph.features import (ClassFeatures, ConcatFeatures, GeometryFeatures,  # noqa: E402
                               RoIAlignFeatures)
@@ -140,11 +140,12 @@ class Extracted:
 
 
 def cache_key(item: VideoItem, pipe: Pipeline) -> str:
-    """Key of a video's entry: its files and every setting except thread counts."""
+    """Key of a video's entry: its files and every setting except thread counts (weight files
+    by their content, :func:`stgraph.cache.component_key`)."""
     detector = settings_of(pipe.detector)
     detector["params"] = {k: v for k, v in detector["params"].items() if k != "num_threads"}
-    return settings_key(fingerprint(item.path), detector, settings_of(pipe.features),
-                        pipe.resize, pipe.stride)
+    return settings_key(fingerprint(item.path), component_key(detector),
+                        component_key(settings_of(pipe.features)), pipe.resize, pipe.stride)
 
 
 def extract_split(pipe: Pipeline, items: Sequence[VideoItem], cache: DetectionCache) -> Extracted:

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkabl
 
 import numpy as np
 
-__all__ = ["Detections", "Detector", "BaseDetector", "DetectionError", "check_image", "run_detector", "iter_detect"]
+__all__ = ["Detections", "Detector", "BaseDetector", "DetectionError", "check_image", "run_detector",
+           "iter_detect", "check_fraction", "check_positive_int"]
 
 
 class DetectionError(ValueError):
@@ -26,8 +27,9 @@ class DetectionError(ValueError):
 
 
 def _as_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
+    """A private, writable copy of ``value`` (never a view of the caller's array)."""
     try:
-        return np.asarray(value, dtype=dtype)
+        return np.array(value, dtype=dtype, copy=True)
     except (TypeError, ValueError) as exc:
         raise DetectionError(f"Detections.{name} cannot be converted to {np.dtype(dtype).name}: {exc}") from exc
 
@@ -38,6 +40,8 @@ class Detections:
 
     Construction validates and normalises: shapes are checked, values must be finite, boxes are
     clipped to ``image_size`` when it is known and boxes whose corners are swapped are rejected.
+    The arrays are copied on construction: the caller's arrays are never written to (read-only
+    arrays are fine) and later changes to them do not reach the ``Detections``.
 
     Example:
         >>> d = Detections(boxes=[[10, 10, 50, 80]], scores=[0.9], labels=[0], frame_index=3,
@@ -256,6 +260,24 @@ class BaseDetector:
 
     def __call__(self, image: np.ndarray, frame_index: int = 0) -> Detections:
         return self.detect(image, frame_index=frame_index)
+
+
+def check_fraction(value: Any, name: str, who: str) -> float:
+    """``value`` as a float in ``(0, 1]`` (a confidence or IoU threshold), else a ``ValueError``
+    naming ``who.name`` and the value."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{who}: {name} must be a number in (0, 1], got {value!r}")
+    if not 0 < float(value) <= 1:
+        raise ValueError(f"{who}: {name} must be in (0, 1], got {value}")
+    return float(value)
+
+
+def check_positive_int(value: Any, name: str, who: str) -> int:
+    """``value`` as an int >= 1, else a ``ValueError`` naming ``who.name`` and the value."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or int(value) < 1):
+        raise ValueError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def check_image(image: np.ndarray, who: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from detectors.base import BaseDetector, Detections, check_image
+from detectors.base import BaseDetector, Detections, check_fraction, check_image
 from detectors.coco import COCO_CLASSES, class_filter_param, resolve_class_ids
 from detectors.files import require_file
 
@@ -42,8 +42,8 @@ class Detectron2Detector(BaseDetector):
     Args:
         config_file: path of a detectron2 yacs ``.yaml`` config (its ``_BASE_`` files next to it).
         weights: path of the weights file (``.pkl`` or ``.pth``).
-        conf_threshold: minimum score (sets the ``MODEL.ROI_HEADS`` and ``MODEL.RETINANET`` test
-            thresholds).
+        conf_threshold: minimum score, in (0, 1] (sets the ``MODEL.ROI_HEADS`` and
+            ``MODEL.RETINANET`` test thresholds).
         classes: keep only these classes (names or ids); ``None`` keeps all.
         device: ``"cpu"``, ``"cuda"``, ...
         class_names: names by class id (``None`` = COCO's 80 when the model has 80 classes, else
@@ -65,6 +65,7 @@ class Detectron2Detector(BaseDetector):
         self._load()
 
     def _load(self) -> None:
+        check_fraction(self.conf_threshold, "conf_threshold", type(self).__name__)
         get_cfg, default_predictor = _import_detectron2()
         config_path = require_file(self.config_file, "detectron2 config file")
         weights_path = require_file(self.weights, "detectron2 weights file")

@@ -4,14 +4,17 @@ Two formats, chosen by the file suffix:
 
 ``.jsonl`` (JSON lines, human readable)
     Line 1 may be a header: any JSON object without a ``"boxes"`` key, e.g.
-    ``{"format": "stgraph-detections", "version": 1, "video": "01.avi", "num_frames": 180}``.
-    Every other line is one frame, :meth:`Detections.to_dict` of it::
+    ``{"format": "stgraph-detections", "version": 2, "video": "01.avi", "num_frames": 180,
+    "class_names": ["person", "bicycle", ...]}``. Every other line is one frame,
+    :meth:`Detections.to_dict` of it without ``class_names`` when they are the header's::
 
-        {"frame_index": 0, "image_size": [240, 360], "class_names": ["person"],
+        {"frame_index": 0, "image_size": [240, 360],
          "boxes": [[10.0, 20.0, 30.0, 60.0]], "scores": [0.9], "labels": [0]}
 
-    (``features`` with its width ``feature_dim``, and ``track_ids`` are optional keys.) Boxes are
-    stored to 1/1000 pixel and scores to 6 decimals.
+    (``features`` with its width ``feature_dim``, and ``track_ids`` are optional keys; a frame
+    whose class names differ from the header's carries its own ``class_names``.) Boxes are
+    stored to 1/1000 pixel and scores to 6 decimals. Version 1 files (class names on every line,
+    no ``class_names`` in the header) are read as well.
 
 ``.npz`` (compact, exact)
     Rows of all frames concatenated, ``offsets`` [F + 1] delimiting each frame's rows::
@@ -24,8 +27,9 @@ Two formats, chosen by the file suffix:
         ``class_name_sets``.
 
 Writes are atomic (:func:`atomic_path`: temporary file in the same folder, then ``os.replace``;
-``stgraph.fileio`` re-exports it, so the whole project has one implementation). Reading a malformed file raises :class:`~detectors.base.DetectionError` naming
-the file (and the line for JSON lines).
+``stgraph.fileio`` re-exports it, so the whole project has one implementation). Reading a
+malformed, truncated or corrupt file raises :class:`~detectors.base.DetectionError` naming the
+file (and the line for JSON lines).
 
 Per-box rows from anywhere (a CSV of another tool, a data frame) become per-frame ``Detections``
 with :func:`detections_from_records`.
@@ -34,8 +38,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import shutil
+import stat
+import tokenize
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -45,10 +53,16 @@ import numpy as np
 from detectors.base import DetectionError, Detections
 
 __all__ = ["write_detections", "read_detections", "read_header", "detections_from_records",
-           "require_file", "atomic_path", "RECORD_COLUMNS", "FORMAT_NAME", "FORMAT_VERSION"]
+           "require_file", "atomic_path", "atomic_directory", "RECORD_COLUMNS", "FORMAT_NAME",
+           "FORMAT_VERSION", "NPZ_READ_ERRORS"]
 
 FORMAT_NAME = "stgraph-detections"
-FORMAT_VERSION = 1
+#: 2: JSON lines store the class names once, in the header (version 1 files are still read).
+FORMAT_VERSION = 2
+#: What reading a corrupt or truncated ``.npz`` may raise (numpy parses the array headers with
+#: ``tokenize`` / ``ast``; the members are zlib streams in a zip archive).
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+                   tokenize.TokenError, SyntaxError)
 #: Columns of a flat per-box record, in the order of an [R, 7] array.
 RECORD_COLUMNS = ("frame", "x1", "y1", "x2", "y2", "score", "label")
 _SUFFIXES = (".jsonl", ".npz")
@@ -62,27 +76,100 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     return resolved
 
 
+def _unique_sibling(path: Path, tag: str, suffix: str = "") -> Path:
+    return path.with_name(f".{path.name}.{tag}{secrets.token_hex(4)}{suffix}")
+
+
+def _create_temporary(path: Path, suffix: str) -> Path:
+    """Create an empty, uniquely named file next to ``path`` with the mode ``open()`` would give.
+
+    ``tempfile.mkstemp`` creates files 0600 whatever the umask; this creates them as
+    ``open(path, "w")`` does: ``0o666`` minus the umask for a new file, the existing file's mode
+    when ``path`` exists.
+    """
+    for _ in range(100):
+        tmp = _unique_sibling(path, "", suffix)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        except FileExistsError:
+            continue
+        try:
+            if path.exists():  # like open(): overwriting a file keeps its permissions
+                os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
+        finally:
+            os.close(fd)
+        return tmp
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed.
 
     ``suffix`` (default: ``path``'s own suffix) keeps writers that choose a format by extension
-    (``np.savez``, ``cv2.imwrite``, matplotlib) happy.
+    (``np.savez``, ``cv2.imwrite``, matplotlib) happy. The file written gets the permissions a
+    plain ``open(path, "w")`` would give it (``0o666`` minus the umask; an overwritten file keeps
+    its mode).
 
     Example:
         >>> with atomic_path("scores.csv") as tmp:                # doctest: +SKIP
         ...     tmp.write_text("video,frame,score\\n")
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temporary(path, suffix if suffix is not None else path.suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty directory next to ``path``; on success it becomes ``path``, on error it is
+    removed with everything written into it.
+
+    The directory gets the mode ``mkdir()`` would give (``0o777`` minus the umask). An existing
+    directory at ``path`` is replaced as a whole: it is renamed aside, the new one renamed into
+    place, then the old one deleted, so ``path`` never holds a mix of old and new files (for an
+    instant between the two renames it does not exist).
+
+    Example:
+        >>> with atomic_directory("model") as tmp:                 # doctest: +SKIP
+        ...     (tmp / "config.json").write_text("{}")
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cannot write the directory {path}: a file of that name exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        tmp = _unique_sibling(path, "tmp-")
+        try:
+            os.mkdir(tmp, 0o777)  # the umask applies, as for any mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"cannot create a temporary directory next to {path}")
+    try:
+        yield tmp
+        if path.is_dir():
+            old = _unique_sibling(path, "old-")
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _format_of(path: Path) -> str:
@@ -118,10 +205,16 @@ def write_detections(path: str | os.PathLike, detections: Sequence[Detections],
         raise TypeError(f"write_detections expects Detections; item {bad[0]} is "
                         f"{type(detections[bad[0]]).__name__}")
     if fmt == ".jsonl":
+        header = _header(detections, video)
+        shared_names = detections[0].class_names if detections else ()
+        header["class_names"] = list(shared_names)
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(_header(detections, video)) + "\n")
+            handle.write(json.dumps(header) + "\n")
             for det in detections:
-                handle.write(json.dumps(det.to_dict()) + "\n")
+                record = det.to_dict()
+                if det.class_names == shared_names:
+                    del record["class_names"]  # stored once, in the header
+                handle.write(json.dumps(record) + "\n")
     else:
         arrays = _pack_npz(detections, video)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -186,9 +279,15 @@ def read_header(path: str | os.PathLike) -> dict:
     """The header of a detections file (``{}`` for a ``.jsonl`` file without one)."""
     path = require_file(path, "detections file")
     if _format_of(path) == ".jsonl":
-        with open(path, encoding="utf-8") as handle:
-            first = _parse_json_line(path, 1, handle.readline())
-        return {} if first is None or "boxes" in first else first
+        try:
+            with open(path, encoding="utf-8") as handle:
+                first = _parse_json_line(path, 1, handle.readline())
+        except UnicodeDecodeError as exc:
+            raise DetectionError(f"{path}: not a text (JSON lines) file") from exc
+        if first is None or "boxes" in first:
+            return {}
+        _check_version(path, first)
+        return first
     with _open_npz(path) as data:
         return _npz_header(path, data)
 
@@ -207,23 +306,41 @@ def _parse_json_line(path: Path, lineno: int, line: str) -> dict | None:
     return record
 
 
+def _check_version(path: Path, header: dict) -> None:
+    version = header.get("version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DetectionError(f"{path}: detections format version {version!r} is newer than this "
+                             f"stgraph reads (up to {FORMAT_VERSION}); upgrade stgraph")
+
+
 def _iter_jsonl(path: Path) -> Iterator[Detections]:
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            record = _parse_json_line(path, lineno, line)
-            if record is None or (lineno == 1 and "boxes" not in record):
-                continue  # blank line or header
-            try:
-                yield Detections.from_dict(record)
-            except (DetectionError, TypeError, ValueError) as exc:
-                raise DetectionError(f"{path}:{lineno}: {exc}") from exc
+    shared_names: list[str] = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                record = _parse_json_line(path, lineno, line)
+                if record is None:
+                    continue  # blank line
+                if lineno == 1 and "boxes" not in record:  # header
+                    _check_version(path, record)
+                    shared_names = record.get("class_names") or []
+                    continue
+                if "class_names" not in record:
+                    record["class_names"] = shared_names
+                try:
+                    yield Detections.from_dict(record)
+                except (DetectionError, TypeError, ValueError) as exc:
+                    raise DetectionError(f"{path}:{lineno}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DetectionError(f"{path}: not a text (JSON lines) file ({exc.reason} at byte "
+                             f"{exc.start})") from exc
 
 
 @contextmanager
 def _open_npz(path: Path) -> Iterator[Any]:
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise DetectionError(f"{path}: not a readable .npz detections file ({exc})") from exc
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DetectionError(f"{path}: holds a single array, not a detections .npz archive")
@@ -238,9 +355,13 @@ def _npz_header(path: Path, data: Any) -> dict:
         header = json.loads(str(data["header"]))
     except json.JSONDecodeError as exc:
         raise DetectionError(f"{path}: malformed header ({exc.msg})") from exc
-    if header.get("format") != FORMAT_NAME:
-        raise DetectionError(f"{path}: header format is {header.get('format')!r}, "
-                             f"expected {FORMAT_NAME!r}")
+    except NPZ_READ_ERRORS as exc:
+        raise DetectionError(f"{path}: corrupt or truncated .npz detections file "
+                             f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise DetectionError(f"{path}: header format is {found!r}, expected {FORMAT_NAME!r}")
+    _check_version(path, header)
     return header
 
 
@@ -252,7 +373,11 @@ def _unpack_npz(path: Path) -> list[Detections]:
         missing = [key for key in required if key not in data.files]
         if missing:
             raise DetectionError(f"{path}: detections .npz lacks arrays {missing}")
-        arrays = {key: data[key] for key in data.files if key != "header"}
+        try:
+            arrays = {key: data[key] for key in data.files if key != "header"}
+        except NPZ_READ_ERRORS as exc:
+            raise DetectionError(f"{path}: corrupt or truncated .npz detections file "
+                                 f"({type(exc).__name__}: {exc})") from exc
     offsets = arrays["offsets"]
     num_frames = len(arrays["frame_index"])
     if (offsets.shape != (num_frames + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) < 0)

@@ -1,10 +1,11 @@
 """Adapter over torchvision's R-CNN detectors (Faster / Mask / Keypoint R-CNN).
 
 The network is always built with ``weights=None, weights_backbone=None`` (no hub download); trained
-weights come from a ``state_dict`` file the user gives, loaded with ``weights_only=True``. Without
-a file the network is randomly initialised (seeded), which is enough for tests and pipelines that
-train later. Labels follow torchvision's COCO numbering (:data:`detectors.coco.COCO_91_CATEGORIES`,
-1 = person) when ``num_classes == 91``.
+weights come from a ``state_dict`` file the user gives, loaded with ``weights_only=True``. A
+detector without weights is refused: an untrained R-CNN finds nothing meaningful, and would do so
+in silence. ``allow_random=True`` builds a randomly initialised (seeded) network on purpose, for
+tests and for pipelines that train it later. Labels follow torchvision's COCO numbering
+(:data:`detectors.coco.COCO_91_CATEGORIES`, 1 = person) when ``num_classes == 91``.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from detectors.base import BaseDetector, Detections, check_image
+from detectors.base import BaseDetector, Detections, check_fraction, check_image, check_positive_int
 from detectors.coco import COCO_91_CATEGORIES, class_filter_param, resolve_class_ids
 from detectors.files import require_file
+from detectors.weights import load_torch_state
 
 __all__ = ["TorchvisionDetector", "supported_archs"]
 
@@ -44,9 +46,10 @@ class TorchvisionDetector(BaseDetector):
 
     Args:
         weights: path of a ``state_dict`` file (a plain ``state_dict`` or a checkpoint dict with a
-            ``"model"`` entry, as torchvision's reference scripts save); ``None`` = random init.
+            ``"model"`` entry, as torchvision's reference scripts save). Required unless
+            ``allow_random``.
         arch: builder name, one of :func:`supported_archs`.
-        conf_threshold: minimum box score.
+        conf_threshold: minimum box score, in (0, 1].
         classes: keep only these classes (names or ids of ``class_names``); ``None`` keeps all.
         min_size, max_size: the network resizes each image so its short side is ``min_size`` and
             its long side at most ``max_size`` (boxes come back in original pixels).
@@ -55,6 +58,8 @@ class TorchvisionDetector(BaseDetector):
         class_names: names indexed by label id (``None`` = COCO's 91 categories when
             ``num_classes == 91``, else ``"0"``, ``"1"``, ...).
         random_state: seed of the random initialisation.
+        allow_random: with ``weights=None``, build an untrained, randomly initialised network
+            (tests, networks trained later) instead of refusing.
 
     The network is built on construction. Fitted attributes: ``model_`` (the ``nn.Module`` in eval
     mode), ``class_ids_``. ``detect_batch`` runs the images as one batch.
@@ -64,7 +69,8 @@ class TorchvisionDetector(BaseDetector):
                  arch: str = "fasterrcnn_mobilenet_v3_large_fpn", conf_threshold: float = 0.5,
                  classes: Iterable[int | str] | None = None, min_size: int = 240,
                  max_size: int = 360, num_classes: int = 91, device: str = "cpu",
-                 class_names: Sequence[str] | None = None, random_state: int = 0):
+                 class_names: Sequence[str] | None = None, random_state: int = 0,
+                 allow_random: bool = False):
         self.weights = weights
         self.arch = arch
         self.conf_threshold = conf_threshold
@@ -75,6 +81,7 @@ class TorchvisionDetector(BaseDetector):
         self.device = device
         self.class_names = tuple(self._default_names() if class_names is None else class_names)
         self.random_state = random_state
+        self.allow_random = allow_random
         self._load()
 
     def _default_names(self) -> tuple[str, ...]:
@@ -82,17 +89,27 @@ class TorchvisionDetector(BaseDetector):
             return COCO_91_CATEGORIES
         return tuple(str(i) for i in range(self.num_classes))
 
-    def _load(self) -> None:
-        torch, torchvision = _import_torchvision()
+    def _check_params(self) -> None:
+        who = type(self).__name__
+        check_fraction(self.conf_threshold, "conf_threshold", who)
+        for name in ("min_size", "max_size", "num_classes"):
+            check_positive_int(getattr(self, name), name, who)
         archs = supported_archs()
         if self.arch not in archs:
-            raise ValueError(f"TorchvisionDetector: unknown arch {self.arch!r}; "
-                             f"choose one of {archs}")
+            raise ValueError(f"{who}: unknown arch {self.arch!r}; choose one of {archs}")
         if len(self.class_names) != self.num_classes:
-            raise ValueError(f"TorchvisionDetector: {len(self.class_names)} class_names for "
+            raise ValueError(f"{who}: {len(self.class_names)} class_names for "
                              f"num_classes={self.num_classes}")
-        path = None if self.weights is None else require_file(self.weights,
-                                                               "torchvision weights file")
+        if self.weights is None and not self.allow_random:
+            raise ValueError(f"{who}: no weights file given; an untrained {self.arch} finds "
+                             "nothing meaningful. Pass weights=<a state_dict .pt file> (CLI: "
+                             "--weights), or allow_random=True for a random network on purpose")
+        if self.weights is not None:
+            require_file(self.weights, "torchvision weights file")  # before building the network
+
+    def _load(self) -> None:
+        self._check_params()
+        torch, torchvision = _import_torchvision()
         self.class_ids_ = resolve_class_ids(self.classes, self.class_names, type(self).__name__)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
@@ -100,17 +117,12 @@ class TorchvisionDetector(BaseDetector):
                 self.arch, weights=None, weights_backbone=None, num_classes=self.num_classes,
                 min_size=self.min_size, max_size=self.max_size,
                 box_score_thresh=self.conf_threshold)
-        if path is not None:
-            self._load_weights(model, path)
+        if self.weights is not None:
+            self._load_weights(model, Path(self.weights).expanduser())
         self.model_ = model.to(self.device).eval()
 
     def _load_weights(self, model: Any, path: Path) -> None:
-        import torch
-
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a bad file fails with many types (pickle, struct, zip errors)
-            raise ValueError(f"cannot read {path} as a torch state_dict: {exc}") from exc
+        state = load_torch_state(path, "torchvision weights file")
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]  # a checkpoint of torchvision's reference training scripts
         try:
@@ -154,7 +166,7 @@ class TorchvisionDetector(BaseDetector):
                 "min_size": self.min_size, "max_size": self.max_size,
                 "num_classes": self.num_classes, "device": self.device,
                 "class_names": list(self.class_names) if custom_names else None,
-                "random_state": self.random_state}
+                "random_state": self.random_state, "allow_random": self.allow_random}
 
     def __repr__(self) -> str:
         weights = None if self.weights is None else str(self.weights)

@@ -8,18 +8,24 @@ a weights path that does not exist is an error here, before ultralytics would tr
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from detectors.base import BaseDetector, Detections, check_image
+from detectors.base import BaseDetector, Detections, check_fraction, check_image, check_positive_int
 from detectors.coco import COCO_CLASSES, class_filter_param, resolve_class_ids
 from detectors.files import require_file
 
 __all__ = ["UltralyticsDetector"]
 
 _CONFIG_SUFFIXES = (".yaml", ".yml")
+#: What ultralytics raises for a file it cannot load as a model (it wraps torch.load's errors in a
+#: TypeError whose text recommends downloading an official model; onnxruntime fails on its own).
+_LOAD_ERRORS = (TypeError, ValueError, RuntimeError, KeyError, AttributeError, OSError, EOFError,
+                IndexError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def _import_yolo() -> Any:
@@ -46,9 +52,9 @@ class UltralyticsDetector(BaseDetector):
     Args:
         weights: a ``.pt`` file (or another model file ultralytics loads), or a model ``.yaml``
             (built-in name or path) for a randomly initialised network.
-        conf_threshold: minimum confidence.
+        conf_threshold: minimum confidence, in (0, 1].
         classes: keep only these classes (names or ids); ``None`` keeps all.
-        imgsz: inference size (pixels of the longer side, a multiple of 32).
+        imgsz: inference size (pixels of the longer side, a multiple of 32; >= 1).
         device: ``"cpu"``, ``"cuda:0"``, ...
         random_state: seed of the random initialisation when ``weights`` is a ``.yaml``.
 
@@ -69,6 +75,9 @@ class UltralyticsDetector(BaseDetector):
         self._load()
 
     def _load(self) -> None:
+        who = type(self).__name__
+        check_fraction(self.conf_threshold, "conf_threshold", who)
+        check_positive_int(self.imgsz, "imgsz", who)
         weights = Path(self.weights)
         is_config = weights.suffix.lower() in _CONFIG_SUFFIXES
         if not is_config:
@@ -80,11 +89,20 @@ class UltralyticsDetector(BaseDetector):
             torch.manual_seed(self.random_state)
             try:
                 self.model_ = yolo(str(weights), task="detect", verbose=False)
+                names = self.model_.names  # exported models (.onnx, ...) are loaded here
             except FileNotFoundError as exc:
+                if not is_config:
+                    raise
                 raise FileNotFoundError(
                     f"ultralytics model config not found: {self.weights} "
                     f"(give a path or a built-in name such as 'yolov8n.yaml')") from exc
-        self.class_names = _class_names(self.model_.names)
+            except _LOAD_ERRORS as exc:
+                kind = "model config" if is_config else "weights file"
+                raise ValueError(
+                    f"{who}: ultralytics cannot load the {kind} {weights} "
+                    f"({type(exc).__name__}): not a YOLO model ultralytics reads (.pt checkpoint, "
+                    "exported .onnx, ...), or a truncated or corrupt copy") from exc
+        self.class_names = _class_names(names)
         self.class_ids_ = resolve_class_ids(self.classes, self.class_names, type(self).__name__)
 
     def detect_batch(self, images: Sequence[np.ndarray], start_index: int = 0) -> list[Detections]:

@@ -21,7 +21,8 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from detectors.base import BaseDetector, DetectionError, Detections, check_image
+from detectors.base import (BaseDetector, DetectionError, Detections, check_fraction, check_image,
+                            check_positive_int)
 from detectors.coco import COCO_CLASSES, class_filter_param, resolve_class_ids
 from detectors.files import require_file
 
@@ -123,13 +124,14 @@ class YoloxOnnxDetector(BaseDetector):
         model_path: path of the ``.onnx`` file (e.g. ``shared/data/models/yolox_nano.onnx``).
         input_size: side of the square network input (416 for YOLOX-Nano/Tiny, 640 for S/M/L/X);
             must match the model when its input size is fixed.
-        conf_threshold: minimum ``objectness × class probability``.
-        nms_threshold: IoU threshold of the class-aware NMS.
+        conf_threshold: minimum ``objectness × class probability``, in (0, 1].
+        nms_threshold: IoU threshold of the class-aware NMS, in (0, 1].
         classes: keep only these classes (names or ids, e.g. ``("person", "bicycle", "car")``);
             ``None`` keeps all.
         backend: ``"onnxruntime"``, ``"opencv"`` (``cv2.dnn``) or ``"auto"`` (onnxruntime when it
             is installed, else OpenCV).
-        num_threads: intra-op threads of onnxruntime (OpenCV's dnn uses OpenCV's own setting).
+        num_threads: intra-op threads of onnxruntime, >= 1 (OpenCV's dnn uses OpenCV's own
+            setting).
         class_names: names of the model's classes (``None`` = the 80 COCO classes).
 
     The model is loaded on construction, so a wrong path or a missing backend fails at once.
@@ -156,13 +158,21 @@ class YoloxOnnxDetector(BaseDetector):
         self._load()
 
     # ------------------------------------------------------------------ loading
-    def _load(self) -> None:
-        path = require_file(self.model_path, "YOLOX ONNX model")
+    def _check_params(self) -> None:
+        who = type(self).__name__
+        check_fraction(self.conf_threshold, "conf_threshold", who)
+        check_fraction(self.nms_threshold, "nms_threshold", who)
+        check_positive_int(self.num_threads, "num_threads", who)
         if self.backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
+        check_positive_int(self.input_size, "input_size", who)
         if self.input_size % max(YOLOX_STRIDES):
             raise ValueError(f"input_size must be a multiple of {max(YOLOX_STRIDES)}, "
                              f"got {self.input_size}")
+
+    def _load(self) -> None:
+        self._check_params()
+        path = require_file(self.model_path, "YOLOX ONNX model")
         self.class_ids_ = resolve_class_ids(self.classes, self.class_names, type(self).__name__)
         use_ort = self.backend == "onnxruntime" or (
             self.backend == "auto" and importlib.util.find_spec("onnxruntime") is not None)

@@ -1,6 +1,6 @@
 """stgraph: graph-centric video anomaly analytics.
 
-Data flow (see ARCHITECTURE in the README)::
+Data flow (see "Layout and data flow" in the README)::
 
     FrameSource -> Detector -> NodeFeatures -> GraphBuilder -> Model -> ScoreTable -> metrics / viz
 

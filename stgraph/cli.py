@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,9 +39,6 @@ def _setup_env() -> None:
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
-    # torch_geometric's import triggers torch's own deprecation notice for torch.jit.script; it is
-    # not actionable for a user of the command line.
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 
 # ---------------------------------------------------------------------------- factories

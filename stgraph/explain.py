@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.data import Data
 
 from detectors.base import Detections

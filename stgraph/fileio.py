@@ -8,13 +8,11 @@ model: weights and config can never disagree).
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from detectors.files import atomic_path  # the one implementation (detectors may not import stgraph)
+from detectors.files import atomic_directory, atomic_path  # the one implementation (detectors may
+#                                                           not import stgraph)
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_dir",
            "check_output_dir", "check_output_file"]
@@ -34,10 +32,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_output_dir(path: str | Path, what: str = "output directory") -> Path:
@@ -71,12 +65,9 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary directory next to ``path``; on success it replaces ``path`` whole.
-
-    The directory gets the permissions ``mkdir`` would give (``0o777 & ~umask``). On success an
-    existing ``path`` is moved aside, the new directory renamed into place, and the old one
-    deleted, so readers see either the old directory or the new one, never a mix. On error the
-    temporary directory is removed and ``path`` is untouched.
+    """:func:`detectors.files.atomic_directory` after checking ``path`` as an output directory
+    (:func:`check_output_dir`): an empty temporary directory next to ``path`` that replaces it as a
+    whole on success and is removed on error, leaving ``path`` untouched.
 
     Raises:
         ValueError: ``path`` exists and is not a directory (checked before the block runs).
@@ -86,18 +77,5 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         ...     (tmp / "config.json").write_text("{}")
     """
     path = check_output_dir(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
+    with atomic_directory(path) as tmp:
         yield tmp
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)

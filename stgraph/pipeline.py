@@ -185,14 +185,14 @@ class Pipeline:
         """Detections (with ``features`` when a producer is set) of every frame of ``video``,
         cached when ``cache_dir`` is set. A detector that needs earlier frames (the motion
         detector) sees up to its ``warmup_frames`` frames before ``start`` first."""
-        from stgraph.cache import DetectionCache, fingerprint, settings_key
+        from stgraph.cache import DetectionCache, component_key, fingerprint, settings_key
 
         source = self.source(video)
         cache = key = None
         path = getattr(source, "path", None)
         if self.cache_dir is not None and path is not None:
             cache = DetectionCache(self.cache_dir)
-            key = settings_key(fingerprint(path), self._settings(), start, frames)
+            key = settings_key(fingerprint(path), component_key(self._settings()), start, frames)
             cached = cache.load(key)
             if cached is not None:
                 return cached

@@ -37,6 +37,7 @@ def test_read_back_labels_from_mat_masks(tmp_path):
         np.testing.assert_array_equal(masks, masks_for(TEST_LABELS[v.name], seed=int(v.name)) > 0)
     frames = ds.test[0].source().read_all()
     assert len(frames) == 5 and frames[0].image.shape == (16, 24, 3)
+    assert {v.fps for v in ds.train + ds.test} == {25.0}    # the videos' own rate, on the items
 
 
 def test_labels_false_needs_no_ground_truth(tmp_path):

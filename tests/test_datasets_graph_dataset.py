@@ -98,3 +98,46 @@ def test_unlabelled_paths_and_bad_arguments(tmp_path, videos):
     with pytest.raises(FileNotFoundError, match="missing_video"):
         ObjectGraphDataset(tmp_path / "cache", [tmp_path / "missing_video.avi"], CountingMotionDetector(),
                            GeometryFeatures(), ObjectGraphBuilder())
+
+
+class AddToFeatures:
+    """A pre_transform with a parameter (its repr is Python's default one)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def __call__(self, graph):
+        graph.x = graph.x + self.value
+        return graph
+
+
+def test_pre_transform_is_part_of_the_key(tmp_path, videos):
+    plain = build(tmp_path / "cache", videos)
+    shifted = build(tmp_path / "cache", videos, pre_transform=AddToFeatures(1.0))
+    assert shifted.key != plain.key                  # not served the graphs without the transform
+    torch.testing.assert_close(shifted[0].x, plain[0].x + 1.0)
+    other = build(tmp_path / "cache", videos, pre_transform=AddToFeatures(2.0))
+    torch.testing.assert_close(other[0].x, plain[0].x + 2.0)
+    again = build(tmp_path / "cache", videos, pre_transform=AddToFeatures(1.0))
+    assert again.key == shifted.key
+
+
+def test_graphs_of_an_older_format_are_not_read(tmp_path, videos, caplog):
+    import json
+    import logging
+
+    from stgraph.datasets.graph_dataset import GRAPH_DATASET_FORMAT
+
+    current = build(tmp_path / "cache", videos)
+    processed = tmp_path / "cache" / "processed"
+    settings = json.loads((processed / current.key / "settings.json").read_text())
+    assert settings["format"] == GRAPH_DATASET_FORMAT
+    # a folder of format 1 (no "format" in its settings.json): renamed to stand for the old key
+    old = processed / "0123456789abcdef"
+    (processed / current.key).rename(old)
+    del settings["format"]
+    (old / "settings.json").write_text(json.dumps(settings))
+    with caplog.at_level(logging.WARNING, logger="stgraph.datasets.graph_dataset"):
+        rebuilt = build(tmp_path / "cache", videos)
+    assert rebuilt.key == current.key and "0123456789abcdef" in caplog.text
+    assert "not read" in caplog.text and (processed / current.key).is_dir()

@@ -132,3 +132,27 @@ def test_shared_ped2_masks_agree_with_frame_labels(shared_data):
         masks = v.pixel_masks()
         assert masks.shape == (len(v.labels), 240, 360), v.name
         np.testing.assert_array_equal(masks.any(axis=(1, 2)), v.labels.astype(bool), err_msg=v.name)
+
+
+def test_subset_of_a_repackaged_dataset_loads_with_its_full_labels_file(tmp_path, caplog):
+    """Two of the test videos kept, the whole ground_truth/ folder (labels for both) copied."""
+    import logging
+    import shutil
+
+    root = make_repackaged(tmp_path / "ped2", with_npz=True)
+    shutil.rmtree(root / "testing" / "frames" / "02")
+    shutil.rmtree(root / "training" / "frames" / "02")
+    assert detect_kind(root) == "ucsd"
+    with caplog.at_level(logging.INFO, logger="stgraph.datasets.folders"):
+        ds = load_dataset(root)
+    assert [v.name for v in ds.test] == ["01"] and [v.name for v in ds.train] == ["01"]
+    assert list(ds.labels) == ["01"] and "['02']" in caplog.text
+    np.testing.assert_array_equal(ds.test[0].labels, TEST_VIDEOS[1][2])
+
+
+def test_ucsd_items_carry_the_datasets_frame_rate(tmp_path):
+    official = load_ucsd(make_official(tmp_path / "official"))
+    repackaged = load_dataset(make_repackaged(tmp_path / "ped2", with_npz=True))
+    for item in official.train + official.test + repackaged.train + repackaged.test:
+        assert item.fps == 10.0
+        assert item.source().fps == 10.0

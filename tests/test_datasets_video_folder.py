@@ -59,3 +59,34 @@ def test_unknown_layout_and_kind(tmp_path):
         load_dataset(tmp_path / "random", kind="kitti")
     with pytest.raises(DatasetError, match="dataset folder not found"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_subset_keeps_labels_of_present_videos_only(tmp_path):
+    root = make_folder(tmp_path / "site")
+    labels = {"cam1": np.zeros(6, np.uint8), "cam2": np.ones(5, np.uint8),
+              "cam3": np.ones(9, np.uint8)}                   # cam3: not in this copy
+    ds = load_video_folder(root, labels=labels)
+    assert sorted(ds.labels) == ["cam1", "cam2"]
+    np.testing.assert_array_equal(ds.labels["cam2"], np.ones(5))
+    with pytest.raises(DatasetError, match=r"\['cam3'\].*\['cam2'\] have none"):
+        load_video_folder(root, labels={"cam1": labels["cam1"], "cam3": labels["cam3"]})
+
+
+def test_frame_rate_on_items(tmp_path):
+    from dataset_fakes import write_video as write
+
+    root = tmp_path / "site"
+    write(root / "test" / "cam1.avi", 4, fps=12.5)
+    write_frames(root / "test" / "cam2", 3, ".png")
+    ds = load_video_folder(root, require_train=False)
+    assert [(v.name, v.fps) for v in ds.test] == [("cam1", 12.5), ("cam2", None)]
+    assert [v.fps for v in load_video_folder(root, fps=7.0, require_train=False).test] == [7.0, 7.0]
+
+
+def test_a_training_only_copy_loads_when_the_test_split_is_not_required(tmp_path):
+    root = tmp_path / "site"
+    write_frames(root / "train" / "evening", 3, ".png")
+    with pytest.raises(DatasetError, match="missing split folder"):
+        load_video_folder(root)
+    ds = load_video_folder(root, require_test=False)
+    assert [v.name for v in ds.train] == ["evening"] and ds.test == []

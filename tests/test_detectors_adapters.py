@@ -88,7 +88,7 @@ def test_ultralytics_missing_weights_and_params(yolo, tmp_path):
 def test_torchvision_random_init_gives_valid_detections(image):
     from detectors.torchvision_rcnn import TorchvisionDetector
 
-    detector = TorchvisionDetector()
+    detector = TorchvisionDetector(allow_random=True)
     out = detector.detect(image[:120, :160], frame_index=4)
     assert isinstance(out, Detections) and out.frame_index == 4 and out.image_size == (120, 160)
     assert out.class_names == COCO_91_CATEGORIES and out.class_names[1] == "person"
@@ -105,13 +105,14 @@ def test_torchvision_weights_file_is_loaded(image, tmp_path):
     from detectors.torchvision_rcnn import TorchvisionDetector
 
     small = image[:120, :160]
-    source = TorchvisionDetector(conf_threshold=0.01, random_state=0)
+    source = TorchvisionDetector(conf_threshold=0.01, random_state=0, allow_random=True)
     torch.save(source.model_.state_dict(), tmp_path / "frcnn.pt")
     loaded = TorchvisionDetector(tmp_path / "frcnn.pt", conf_threshold=0.01, random_state=1)
     expected = source.detect(small)
     assert len(expected) > 0
     np.testing.assert_allclose(loaded.detect(small).boxes, expected.boxes, atol=1e-4)
-    reseeded = TorchvisionDetector(conf_threshold=0.01, random_state=1).detect(small)
+    reseeded = TorchvisionDetector(conf_threshold=0.01, random_state=1,
+                                   allow_random=True).detect(small)
     assert len(reseeded) != len(expected) or not np.allclose(reseeded.boxes, expected.boxes)
 
 
@@ -132,7 +133,7 @@ def test_torchvision_errors(tmp_path):
     with pytest.raises(ValueError, match="other.pt is not a state_dict of fasterrcnn_mobilenet"):
         TorchvisionDetector(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="2 class_names for num_classes=3"):
-        TorchvisionDetector(num_classes=3, class_names=("a", "b"))
+        TorchvisionDetector(num_classes=3, class_names=("a", "b"), allow_random=True)
 
 
 # ------------------------------------------------------------------------------ detectron2

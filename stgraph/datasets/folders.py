@@ -14,6 +14,13 @@ Frame labels may also be given as a path (``.npz`` with one array per video, a f
 :mod:`stgraph.datasets.labels`) to :func:`load_video_folder`. Every problem found (missing split, label length
 that does not match the frame count, labels for unknown videos) is reported in **one** error.
 
+A **subset** of a dataset (some of its videos, its whole labels file) loads: labels of videos that
+are not present are left out, with a log line, as long as every present test video has labels
+(when some have none, labels for absent videos more likely mean misnamed videos: an error).
+
+Frame rate: ``VideoItem.fps`` is the rate the reader knows (a dataset's documented rate, the
+``fps`` argument, else the video container's own); ``None`` for frame folders of unknown rate.
+
 Example:
     >>> ds = load_video_folder("../shared/data/ucsd_ped2")              # doctest: +SKIP
     >>> ds                                                                  # doctest: +SKIP
@@ -26,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import logging
+
 import numpy as np
 
 from stgraph.datasets.labels import intervals_to_labels, mask_count, read_interval_csv, read_pixel_masks
@@ -34,6 +43,8 @@ from stgraph.io.frames import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, 
 
 __all__ = ["VideoItem", "VideoDataset", "DatasetError", "load_video_folder", "load_frame_labels",
            "check_videos", "raise_problems"]
+
+logger = logging.getLogger(__name__)
 
 SPLIT_NAMES = {"train": ("training", "train", "Train"), "test": ("testing", "test", "Test")}
 LABEL_FILES = ("ground_truth/frame_labels.npz", "frame_labels.npz", "testing/frame_labels.npz")
@@ -47,8 +58,12 @@ class DatasetError(ValueError):
 class VideoItem:
     """One video of a dataset: a frame folder or a video file, with optional frame labels [T].
 
-    ``mask_path`` locates pixel masks (a folder of images, ``.npy`` or ``.mat``; read with
-    :meth:`pixel_masks`); ``meta`` holds reader-specific facts (``scene``, ``category``, ...).
+    ``fps`` is the video's frame rate as the dataset reader knows it (UCSD Ped1/Ped2 10,
+    ShanghaiTech 24, CUHK Avenue 25, UCF-Crime 30, video files: their container's rate), or
+    ``None`` when unknown (frame folders of your own cameras: pass ``fps=``); sources and
+    time stamps use it. ``mask_path`` locates pixel masks (a folder of images, ``.npy`` or
+    ``.mat``; read with :meth:`pixel_masks`); ``meta`` holds reader-specific facts (``scene``,
+    ``category``, ...).
     """
 
     name: str
@@ -167,6 +182,8 @@ def check_videos(items: Sequence[VideoItem], problems: list[str]) -> dict[str, i
         where = f"{item.split} video {item.name!r}"
         try:
             source = item.source()
+            if item.fps is None:
+                item.fps = source.known_fps  # a video file's own rate (None for frame folders)
             if next(iter(source), None) is None:
                 problems.append(f"{where}: no frames in {item.path}")
                 continue
@@ -210,16 +227,37 @@ def _labels_from_intervals(path: Path, items: Sequence[VideoItem], problems: lis
     return out
 
 
+def _restrict_labels(label_map: dict[str, np.ndarray], test: Sequence[VideoItem],
+                     problems: list[str]) -> dict[str, np.ndarray]:
+    """Labels of the present test videos; labels of absent videos are dropped (a subset) when
+    every present test video has labels, else reported as a problem (likely misnamed videos)."""
+    present = {v.name for v in test}
+    absent = sorted(set(label_map) - present)
+    if not absent:
+        return label_map
+    unlabelled = sorted(present - set(label_map))
+    if unlabelled:
+        problems.append(f"labels given for videos not in the test split: {absent} (while test "
+                        f"videos {unlabelled} have none: misnamed?)")
+        return label_map
+    logger.info("labels of %d video(s) not in this dataset's test split are left out (a subset): "
+                "%s", len(absent), absent[:10])
+    return {name: labels for name, labels in label_map.items() if name in present}
+
+
 def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.ndarray] | None = None,
-                      fps: float | None = None, require_train: bool = True) -> VideoDataset:
+                      fps: float | None = None, require_train: bool = True,
+                      require_test: bool = True) -> VideoDataset:
     """Read a ``training/`` + ``testing/`` dataset folder (see the module docstring for layouts).
 
     Args:
         root: dataset folder.
         labels: frame labels (``.npz``, ``.npy`` folder, interval ``.csv`` or a dict); default:
             ``ground_truth/frame_labels.npz`` when present.
-        fps: frame rate of frame folders (videos files carry their own).
+        fps: frame rate of the videos (default: video files' own rate, ``None`` for frame
+            folders, which then play at 25 fps).
         require_train: raise if the training split is missing (set False for score-only use).
+        require_test: raise if the test split is missing (set False for fit-only use).
 
     Raises:
         DatasetError: listing every problem found (missing folders, label length mismatches, ...).
@@ -232,7 +270,7 @@ def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.nda
     for split in ("train", "test"):
         split_dir = _find_split(root, split)
         if split_dir is None:
-            if split == "test" or require_train:
+            if (require_test if split == "test" else require_train):
                 problems.append(f"missing split folder {root}/{SPLIT_NAMES[split][0]}/")
             continue
         videos = _list_videos(split_dir)
@@ -251,10 +289,7 @@ def load_video_folder(root: str | Path, labels: str | Path | Mapping[str, np.nda
     else:
         label_map = load_frame_labels(labels)
 
-    test_names = {v.name for v in ds.test}
-    unknown = sorted(set(label_map) - test_names)
-    if unknown:
-        problems.append(f"labels given for videos not in the test split: {unknown}")
+    label_map = _restrict_labels(label_map, ds.test, problems)
     for item in ds.test:
         item.labels = label_map.get(item.name)
     check_videos(ds.train + ds.test, problems)

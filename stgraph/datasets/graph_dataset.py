@@ -11,8 +11,10 @@ graph per video (or per window of ``window`` frames) with the builder. Results a
 
 A second construction with the same videos and settings loads ``graphs.pt`` without detecting
 anything; a different detector, feature producer, resize or stride recomputes detections; a
-different builder or window only rebuilds the graphs from the cached detections; changed videos
-(size / modification time) or labels give a new key.
+different builder, window or ``pre_transform`` only rebuilds the graphs from the cached
+detections; changed videos (size / modification time) or labels give a new key. The key also
+holds :data:`GRAPH_DATASET_FORMAT`: graphs written by another version of the format (e.g. before
+the edge order changed) are never read; they are rebuilt, and a log line says so.
 
 Each graph is the builder's ``Data`` (``x`` [N, D], ``edge_index`` [2, E], ``edge_weight`` [E],
 ``edge_type`` [E], ``frame`` [N], ``box`` [N, 4], ...) plus ``video`` (str), ``frame_ids``
@@ -31,20 +33,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.data import Data, InMemoryDataset
 
 from detectors.base import Detections
-from stgraph.cache import fingerprint, settings_key
+from stgraph.cache import callable_key, component_key, fingerprint, settings_key
 from stgraph.datasets.folders import VideoDataset, VideoItem
 from stgraph.fileio import atomic_path, atomic_write_text
 from stgraph.pipeline import Pipeline, settings_of, video_name
 
-__all__ = ["ObjectGraphDataset"]
+__all__ = ["ObjectGraphDataset", "GRAPH_DATASET_FORMAT"]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the processed graphs. 1: no version in the key (edge order of stgraph <= 0.1);
+#: 2: version and ``pre_transform`` in the key, weight files by content digest.
+GRAPH_DATASET_FORMAT = 2
 
 
 def _as_items(videos: VideoDataset | Sequence[VideoItem | str | Path], split: str) -> list[VideoItem]:
@@ -103,12 +114,35 @@ class ObjectGraphDataset(InMemoryDataset):
         self.items = _as_items(videos, split)
         self.detector, self.features, self.builder = detector, features, builder
         self.window, self.resize, self.stride, self.progress = window, resize, stride, progress
-        self.settings = {"detector": settings_of(detector), "features": settings_of(features),
+        self.settings = {"format": GRAPH_DATASET_FORMAT,
+                         "detector": settings_of(detector), "features": settings_of(features),
                          "builder": settings_of(builder), "window": window,
-                         "resize": None if resize is None else list(resize), "stride": stride}
-        self.key = settings_key(self.settings, [_video_identity(v) for v in self.items])
+                         "resize": None if resize is None else list(resize), "stride": stride,
+                         "pre_transform": callable_key(pre_transform)}
+        self.key = settings_key(component_key(self.settings),
+                                [_video_identity(v) for v in self.items])
+        self._log_older_formats(Path(root) / "processed")
         super().__init__(str(root), transform, pre_transform, log=False, force_reload=force_reload)
         self.load(self.processed_paths[0])
+
+    def _log_older_formats(self, processed: Path) -> None:
+        """Say so when this key is new but ``processed`` holds graphs of an older format."""
+        if (processed / self.key / "graphs.pt").is_file() or not processed.is_dir():
+            return
+        older = []
+        for entry in processed.iterdir():
+            try:
+                described = json.loads((entry / "settings.json").read_text())
+            except (OSError, ValueError):
+                described = {}
+            version = described.get("format", 1)
+            if (entry / "graphs.pt").is_file() and version != GRAPH_DATASET_FORMAT:
+                older.append(entry.name)
+        if older:
+            logger.warning("ObjectGraphDataset: %d processed folder(s) in %s hold graphs of "
+                           "another format than version %d and are not read (%s; delete them to "
+                           "free space); building the graphs anew", len(older), processed,
+                           GRAPH_DATASET_FORMAT, ", ".join(sorted(older)[:3]))
 
     # ------------------------------------------------------------------ PyG storage layout
     @property

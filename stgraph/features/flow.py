@@ -138,7 +138,7 @@ def video_flow(video: Any, flow: OpticalFlow | None = None,
             :func:`stgraph.cache.fingerprint`) plus the flow settings. Sources without a path
             (arrays, cameras) are never cached.
     """
-    from stgraph.cache import fingerprint, settings_key
+    from stgraph.cache import CACHE_READ_ERRORS, fingerprint, settings_key
     from stgraph.io.frames import open_source
 
     flow = flow or OpticalFlow()
@@ -154,7 +154,7 @@ def video_flow(video: Any, flow: OpticalFlow | None = None,
             try:
                 with np.load(cache_file) as stored:
                     return stored["flow"].astype(np.float32)
-            except (OSError, ValueError, KeyError) as exc:
+            except CACHE_READ_ERRORS as exc:
                 logger.warning("ignoring unreadable flow cache %s (%s); recomputing", cache_file, exc)
     fields = _flow_of_frames(source, flow)
     if cache_file is not None:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from detectors.base import Detections
-from detectors.files import require_file
+from detectors.weights import load_torch_state
 from stgraph.features.base import FeatureError, FeatureProducer, check_frame
 
 __all__ = ["RoIAlignFeatures", "load_mobilenet_v2_features"]
@@ -43,7 +43,9 @@ def load_mobilenet_v2_features(weights: str | Path | None = None, seed: int = 0)
 
     Raises:
         FileNotFoundError: ``weights`` does not exist.
-        FeatureError: the file is not a state_dict matching MobileNetV2 features.
+        FeatureError: the file cannot be read by ``torch.load`` (an ONNX model, a truncated or
+            foreign file: one line naming the file) or is not a state_dict matching MobileNetV2
+            features.
     """
     from torchvision.models import mobilenet_v2
 
@@ -57,8 +59,8 @@ def load_mobilenet_v2_features(weights: str | Path | None = None, seed: int = 0)
                 if isinstance(module, nn.Conv2d):
                     nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             return features
-    path = require_file(weights, "MobileNetV2 weights file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    path = Path(weights).expanduser()
+    state = load_torch_state(path, "MobileNetV2 weights file", error=FeatureError)
     if not isinstance(state, dict):
         raise FeatureError(f"{path} holds a {type(state).__name__}, not a state_dict")
     target_keys = list(features.state_dict())

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.data import Data
 
 if TYPE_CHECKING:

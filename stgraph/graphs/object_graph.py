@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.data import Data
 
 from detectors.base import Detections

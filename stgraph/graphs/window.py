@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.data import Data
 
 from detectors.base import Detections

@@ -103,6 +103,12 @@ class FrameSource:
         """Frame rate of the underlying stream (default 25 when unknown)."""
         return float(self._fps) if self._fps else 25.0
 
+    @property
+    def known_fps(self) -> float | None:
+        """The frame rate given or read from the container, ``None`` when unknown (where
+        :attr:`fps` falls back to 25)."""
+        return float(self._fps) if self._fps else None
+
     def _raw_frames(self) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 

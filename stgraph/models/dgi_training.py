@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.nn import GCNConv, global_mean_pool
 
 from stgraph.graphs.object_graph import TEMPORAL
