@@ -122,6 +122,10 @@ class _SnippetEstimator(BaseEstimator):
         videos = list(X) if not isinstance(X, SnippetFeatures) else [X]
         if not videos:
             raise ValueError("fit needs at least one video")
+        bad = next((v for v in videos if not isinstance(v, SnippetFeatures)), None)
+        if bad is not None:
+            raise ValueError(f"{type(self).__name__} consumes SnippetFeatures (one per video), "
+                             f"got {type(bad).__name__}")
         labels = check_labels(y, len(videos), required=True)
         if labels.min() == labels.max():
             raise ValueError(f"{type(self).__name__} needs normal (0) and abnormal (1) training "
