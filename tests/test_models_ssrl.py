@@ -86,6 +86,8 @@ def test_weak_training_separates_anomalous_snippets():
     assert kinds == {"frame", "patch"}
     n_patch_rows = (np.asarray(table["kind"]) == "patch").sum()
     assert n_patch_rows == 128 * (1 + 6 + 15)
+    maps = table.pixel_maps["t"]  # patch heatmap, [frames, H / 8, W / 8]
+    assert maps.maps.shape == (128, 7, 12) and np.isfinite(maps.maps.astype(float)).all()
 
 
 def test_ablation_switches_and_single_scale():

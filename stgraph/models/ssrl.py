@@ -41,6 +41,7 @@ from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check
 from stgraph.nn.ssrl import LinearMILNet, SSRLNet
 from stgraph.registry import register
 from stgraph.scores import ScoreTable
+from stgraph.scores.frames import PixelMaps
 from stgraph.scores.table import patch_grid_name
 
 __all__ = ["SSRL", "LinearMIL", "topk_magnitude_loss", "topk_mean_magnitude",
@@ -193,14 +194,17 @@ class _SnippetEstimator(BaseEstimator):
         return out["scores"].double().cpu().numpy()
 
     def score(self, X: SnippetFeatures, video: str = "video", *, fps: float | None = None,
-              patches: bool = True) -> ScoreTable:
-        """Frame rows (and patch rows per frame, per grid) of one video.
+              patches: bool = True, map_stride: int = 8) -> ScoreTable:
+        """Frame rows (and patch rows per frame, per grid, with a patch heatmap) of one video.
 
         Args:
             X: the video's :class:`SnippetFeatures` (it must hold the fitted grids).
             video: its name in the table.
             fps: unused (accepted for the common interface).
-            patches: also emit patch rows (coarse localisation).
+            patches: also emit patch rows (coarse localisation) and pixel maps: per frame, the
+                mean over grids of each patch's score painted over its box, at
+                ``[H / map_stride, W / map_stride]`` (drawn by :func:`stgraph.overlay.write_overlay`,
+                scored by pixel AUC).
         """
         self.check_is_fitted("score")
         x = self._check_video(X, self.grids_, self.in_dim_)
@@ -218,10 +222,16 @@ class _SnippetEstimator(BaseEstimator):
         rows_f, rows_b, rows_s, rows_g, rows_i, rows_id = [], [], [], [], [], []
         offset = 0
         snip = which[frames]
+        h, w = (max(1, int(v) // check_int("map_stride", map_stride, 1)) for v in x.image_hw)
+        heat = np.zeros((len(snippet_scores), h, w))
         for g, ((rows, cols), sal) in enumerate(zip(self.grids_, saliency)):
             boxes = x.grid_boxes(g)
             n = len(boxes)
             values = snippet_scores[:, None] * sal  # [T, N]
+            sx, sy = w / x.image_hw[1], h / x.image_hw[0]
+            cells = np.round(boxes * [sx, sy, sx, sy]).astype(int)  # boxes in map cells
+            for k, (x1, y1, x2, y2) in enumerate(cells):
+                heat[:, y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)] += values[:, k, None, None]
             rows_f.append(np.repeat(frames, n))
             rows_b.append(np.tile(boxes, (len(frames), 1)))
             rows_s.append(values[snip].reshape(-1))
@@ -232,7 +242,8 @@ class _SnippetEstimator(BaseEstimator):
         patch_table = ScoreTable.from_patches(
             video, np.concatenate(rows_f), np.concatenate(rows_b), np.concatenate(rows_s),
             np.concatenate(rows_g), np.concatenate(rows_id), grid_index=np.concatenate(rows_i),
-            n_frames=int(x.n_frames))
+            n_frames=int(x.n_frames),
+            pixel_maps=PixelMaps(frames, (heat / len(self.grids_))[snip].astype(np.float32)))
         return ScoreTable.concat([table, patch_table])
 
     # persistence --------------------------------------------------------------
