@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--dropout", type=float, default=0.7)
+    ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--heatmap-video", default="02")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ped2_ssrl.json"))
     ap.add_argument("--skip-fresh-extraction", action="store_true",
@@ -108,7 +109,7 @@ def main() -> int:
                      "grids": [list(g) for g in train[0].grids],
                      "snippets_per_video": [x.n_snippets for x in train + list(test.values())],
                      "load_from_cache_s": load_s},
-        "settings": {"steps": args.steps, "batch_size": 4, "dropout": args.dropout,
+        "settings": {"steps": args.steps, "batch_size": args.batch_size, "dropout": args.dropout,
                      "post_processing": "raw frame scores, no smoothing, no normalisation",
                      "snippets": "each video with the snippets it has (no resampling to T=32)"},
         "runs": {}, "summary": {},
@@ -135,7 +136,8 @@ def main() -> int:
         cls, params = CONFIGS[name]
         runs = []
         for seed in args.seeds:
-            extra = {"steps": args.steps, "seed": seed, "progress": False}
+            extra = {"steps": args.steps, "seed": seed, "progress": False,
+                     "batch_size": args.batch_size}
             if cls is SSRL:
                 extra["dropout"] = args.dropout
             model = cls(**params, **extra)
