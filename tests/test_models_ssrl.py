@@ -127,3 +127,19 @@ def test_ped2_weak_split_keeps_test_videos_apart(tmp_path):
     assert {v.name for v in split.train if v.meta["video_label"]} == {
         f"weak_{k:02d}" for k in (1, 3, 5, 7, 9, 11)}
     assert all(v.labels is None for v in split.train)
+
+
+def test_pipeline_fits_scores_saves_and_loads_with_the_snippet_extractor(tmp_path):
+    from stgraph.features.snippets import SnippetExtractor
+    from stgraph.pipeline import Pipeline
+
+    rng = np.random.default_rng(3)
+    videos = [rng.integers(0, 255, (12, 32, 32, 3), dtype=np.uint8) for _ in range(4)]
+    ext = SnippetExtractor(grids=[(1, 1), (2, 2)], snippet_len=4, layer=3)
+    pipe = Pipeline(features=ext, model=SSRL(dim=8, steps=2, batch_size=1, progress=False),
+                    progress=False)
+    pipe.fit(videos, y=[0, 1, 0, 1])
+    table = pipe.score(videos[1], name="v")
+    assert set(np.unique(table["kind"])) == {"frame", "patch"}
+    loaded = Pipeline.load(pipe.save(tmp_path / "pipe"))
+    np.testing.assert_array_equal(loaded.score(videos[1], name="v")["score"], table["score"])
