@@ -143,3 +143,25 @@ def test_pipeline_fits_scores_saves_and_loads_with_the_snippet_extractor(tmp_pat
     assert set(np.unique(table["kind"])) == {"frame", "patch"}
     loaded = Pipeline.load(pipe.save(tmp_path / "pipe"))
     np.testing.assert_array_equal(loaded.score(videos[1], name="v")["score"], table["score"])
+
+
+def test_cli_resolves_the_weak_split_of_a_ped2_layout(tmp_path):
+    import cv2
+
+    from stgraph.cli import resolve_videos
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    for split, count in (("training", 16), ("testing", 12)):
+        for k in range(1, count + 1):
+            folder = tmp_path / split / "frames" / f"{k:02d}"
+            folder.mkdir(parents=True)
+            for i in range(2):
+                cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    (tmp_path / "ground_truth" / "pixel_masks").mkdir(parents=True)  # marks the UCSD layout
+    np.savez(tmp_path / "ground_truth" / "frame_labels.npz",
+             **{f"{k:02d}": np.array([0, 1], np.uint8) for k in range(1, 13)})
+    train = resolve_videos(tmp_path, split="weak")
+    test = resolve_videos(tmp_path, split="weak", weak_side="test")
+    assert len(train) == 22 and sum(v.meta["video_label"] for v in train) == 6
+    assert [v.name for v in test] == ["02", "04", "06", "08", "10", "12"]
+    assert not {v.path for v in test} & {v.path for v in train}
