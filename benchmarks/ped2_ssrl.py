@@ -72,7 +72,8 @@ def evaluate(tables: list[ScoreTable], labels: dict) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--data", default=os.environ.get("STGRAPH_SHARED_DATA",
+                                                    str(REPO.parent / "shared" / "data")))
     ap.add_argument("--cache", default=str(REPO / ".cache" / "ssrl"))
     ap.add_argument("--input-size", type=int, default=160)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
@@ -84,7 +85,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ped2_ssrl.json"))
     ap.add_argument("--skip-fresh-extraction", action="store_true",
                     help="do not time one uncached extraction")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="only merge the runs of these result files into --out (e.g. the "
+                         "ablations run as a second job) and recompute the summary")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.out, args.merge)
 
     data = Path(args.data)
     split = load_ucsd(data / "ucsd_ped2", split="weak")
@@ -167,19 +173,44 @@ def main() -> int:
                 write_overlay(video.source(), table, args.heatmap_video, png)
                 result["heatmap"] = str(png.relative_to(REPO))
         result["runs"][name] = runs
+    write(result, args.out)
+    return 0
+
+
+def write(result: dict, out: str) -> None:
+    """Summarise every run (mean / std over seeds, per-video means), write and print."""
     for name, runs in result["runs"].items():
         micro = [r["micro_auc"] for r in runs]
         macro = [r["macro_auc"] for r in runs]
-        result["summary"][name] = {"micro_auc_mean": float(np.mean(micro)),
-                                   "micro_auc_std": float(np.std(micro)),
-                                   "macro_auc_mean": float(np.mean(macro)),
-                                   "seeds": len(runs)}
-    atomic_write_text(args.out, json.dumps(result, indent=1))
+        per_video = {v: [r["per_video_auc"][v] for r in runs] for v in runs[0]["per_video_auc"]}
+        result["summary"][name] = {
+            "micro_auc_mean": float(np.mean(micro)), "micro_auc_std": float(np.std(micro)),
+            "macro_auc_mean": float(np.mean(macro)), "macro_auc_std": float(np.std(macro)),
+            "per_video_auc_mean": {v: (None if None in a else float(np.mean(a)))
+                                   for v, a in per_video.items()},
+            "train_s_mean": (float(np.mean([r["train_s"] for r in runs]))
+                             if "train_s" in runs[0] else None),
+            "parameters": runs[0].get("parameters"), "seeds": len(runs)}
+    atomic_write_text(out, json.dumps(result, indent=1))
     print(f"{'method':18s} {'micro AUC':>10s} {'macro AUC':>10s}")
     for name, s in result["summary"].items():
         print(f"{name:18s} {s['micro_auc_mean']:6.1f}±{s['micro_auc_std']:3.1f} "
               f"{s['macro_auc_mean']:10.1f}")
-    print(f"-> {args.out}")
+    print(f"-> {out}")
+
+
+def merge(out: str, others: list[str]) -> int:
+    """Add the runs of ``others`` (same split / features / settings) to the result in ``out``."""
+    result = json.loads(Path(out).read_text())
+    for path in others:
+        other = json.loads(Path(path).read_text())
+        if other["features"]["weights"] != result["features"]["weights"] or \
+                other["settings"] != result["settings"]:
+            raise SystemExit(f"{path} was run with other features or settings; not merged")
+        for name, runs in other["runs"].items():
+            result["runs"].setdefault(name, runs)
+        result.setdefault("merged_commands", []).append(other["command"])
+    write(result, out)
     return 0
 
 

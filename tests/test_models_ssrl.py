@@ -85,7 +85,7 @@ def test_weak_training_separates_anomalous_snippets():
     kinds = set(np.unique(table["kind"]))
     assert kinds == {"frame", "patch"}
     n_patch_rows = (np.asarray(table["kind"]) == "patch").sum()
-    assert n_patch_rows == 128 * (1 + 6 + 15)
+    assert n_patch_rows == 128 * (6 + 15)  # the 1x1 grid is the frame row
     maps = table.pixel_maps["t"]  # patch heatmap, [frames, H / 8, W / 8]
     assert maps.maps.shape == (128, 7, 12) and np.isfinite(maps.maps.astype(float)).all()
 

@@ -225,8 +225,9 @@ class _SnippetEstimator(BaseEstimator):
             X: the video's :class:`SnippetFeatures` (it must hold the fitted grids).
             video: its name in the table.
             fps: unused (accepted for the common interface).
-            patches: also emit patch rows (coarse localisation) and pixel maps: per frame, the
-                mean over grids of each patch's score painted over its box, at
+            patches: also emit patch rows (coarse localisation; grids of more than one patch)
+                and pixel maps: per frame, the mean over those grids of each patch's score
+                painted over its box, at
                 ``[H / map_stride, W / map_stride]`` (drawn by :func:`stgraph.overlay.write_overlay`,
                 scored by pixel AUC).
         """
@@ -246,7 +247,12 @@ class _SnippetEstimator(BaseEstimator):
         snip = which[frames]
         h, w = (max(1, int(v) // check_int("map_stride", map_stride, 1)) for v in x.image_hw)
         heat = np.zeros((len(snippet_scores), h, w))
+        # a 1x1 grid's only patch is the whole frame (its score is the frame score): it gets no
+        # patch row and stays out of the heatmap, unless it is the only grid
+        local = [g for g, (rows, cols) in enumerate(self.grids_) if rows * cols > 1] or [0]
         for g, ((rows, cols), sal) in enumerate(zip(self.grids_, saliency)):
+            if g not in local:
+                continue
             boxes = x.grid_boxes(g)
             n = len(boxes)
             values = snippet_scores[:, None] * sal  # [T, N]
@@ -265,7 +271,7 @@ class _SnippetEstimator(BaseEstimator):
             video, np.concatenate(rows_f), np.concatenate(rows_b), np.concatenate(rows_s),
             np.concatenate(rows_g), np.concatenate(rows_id), grid_index=np.concatenate(rows_i),
             n_frames=int(x.n_frames),
-            pixel_maps=PixelMaps(frames, (heat / len(self.grids_))[snip].astype(np.float32)))
+            pixel_maps=PixelMaps(frames, (heat / len(local))[snip].astype(np.float32)))
         return ScoreTable.concat([table, patch_table])
 
     # persistence --------------------------------------------------------------
