@@ -165,3 +165,14 @@ def test_cli_resolves_the_weak_split_of_a_ped2_layout(tmp_path):
     assert len(train) == 22 and sum(v.meta["video_label"] for v in train) == 6
     assert [v.name for v in test] == ["02", "04", "06", "08", "10", "12"]
     assert not {v.path for v in test} & {v.path for v in train}
+    # stgraph fit --split weak (labels from the split) and score --split weak, end to end
+    from stgraph.cli import main
+    from stgraph.scores import ScoreTable
+
+    assert main(["--quiet", "fit", "--train", str(tmp_path), "--split", "weak", "--method", "ssrl",
+                 "--detector", "none", "--param", "steps=1", "--param", "dim=8",
+                 "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "model")]) == 0
+    assert main(["--quiet", "score", "--model", str(tmp_path / "model"), "--video", str(tmp_path),
+                 "--split", "weak", "--cache", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "s.csv")]) == 0
+    assert ScoreTable.read_csv(tmp_path / "s.csv").videos == [v.name for v in test]
