@@ -10,16 +10,36 @@ other scores of the embeddings (the Mahalanobis distance, the library default) l
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.nn import GCNConv, global_mean_pool
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from stgraph.graphs.object_graph import TEMPORAL
 
-__all__ = ["AnoGraphDGI"]
+__all__ = ["AnoGraphDGI", "csr_matrix", "csr_tensor"]
+
+
+def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """``torch.sparse_csr_tensor`` without invariant checks and without torch's "beta" notice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+def csr_matrix(rows: Tensor, cols: Tensor, values: Tensor, num_nodes: int) -> Tensor:
+    """Sparse CSR [N, N] with ``values[e]`` at ``(rows[e], cols[e])`` (duplicates kept, summed by
+    products). Entries are ordered by row with a stable sort, so the order inside a row is the
+    input order."""
+    order = torch.sort(rows, stable=True).indices
+    counts = torch.bincount(rows, minlength=num_nodes)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.int64, device=rows.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    return csr_tensor(crow, cols[order], values[order], (num_nodes, num_nodes))
 
 
 class AnoGraphDGI(nn.Module):
@@ -113,8 +133,53 @@ class AnoGraphDGI(nn.Module):
 
         ``x`` is standardised first with the stored feature scaling (identity unless set).
         """
-        x = (x - self.feature_mean) / self.feature_scale
+        x = self.standardize(x)
         return self.act(self.conv(x, *self.message_edges(edge_index, edge_weight, edge_type)))
+
+    def propagation_matrix(self, edge_index: Tensor, edge_weight: Tensor | None,
+                           edge_type: Tensor | None, num_nodes: int) -> Tensor:
+        """The GCN's normalised adjacency ``Â = D^-1/2 (A + I) D^-1/2`` as sparse CSR [N, N].
+
+        Row i holds what node i aggregates (``Â[i, j]`` = normalised weight of edge j → i), exactly
+        as :class:`~torch_geometric.nn.GCNConv` normalises (``gcn_norm``: weight-1 self loops only
+        for nodes without one). So ``encode(x) == transform(Â @ standardize(x))`` (see
+        :meth:`transform`): the linear map and the propagation commute.
+        """
+        edge_index, edge_weight = self.message_edges(edge_index, edge_weight, edge_type)
+        edge_index, norm = gcn_norm(edge_index, edge_weight, num_nodes, improved=False,
+                                    add_self_loops=True, flow="source_to_target",
+                                    dtype=torch.float32)
+        return csr_matrix(edge_index[1], edge_index[0], norm, num_nodes)
+
+    def standardize(self, x: Tensor) -> Tensor:
+        """``(x - mean) / scale`` [N, D], the feature scaling :meth:`encode` applies first."""
+        return (x - self.feature_mean) / self.feature_scale
+
+    def transform(self, propagated: Tensor) -> Tensor:
+        """Embeddings ``h`` [N, H] = PReLU(``propagated`` Θᵀ + b) from ``Â x̃`` [N, D].
+
+        ``propagated`` = ``Â @ standardize(x)`` (:meth:`propagation_matrix`): the GCN with its
+        sparse product done first, on D columns instead of H, and outside autograd (it does not
+        depend on the weights). Equal to :meth:`encode` up to float rounding.
+        """
+        return self.act(F.linear(propagated, self.conv.lin.weight, self.conv.bias))
+
+    def propagated_loss_terms(self, pos: Tensor, neg: Tensor, batch: Tensor,
+                              num_graphs: int) -> Tensor:
+        """Sum of the 2N binary cross-entropy terms of Eq. 4 (a 0-dim tensor).
+
+        ``pos`` = ``Â x̃`` [N, D] and ``neg`` = ``Â x̃[perm]`` [N, D] (the corruption, propagated
+        on the same graph); ``batch`` [N] the graph of each node in ``0 .. num_graphs - 1``.
+        :meth:`loss` is this sum divided by ``2N``; both sets go through the linear map in one
+        product, and the discriminator reads ``h · (W s_g)``: O(N H), not O(N H²).
+        """
+        n = pos.size(0)
+        h = self.transform(torch.cat([pos, neg]))
+        summary = torch.sigmoid(global_mean_pool(h[:n], batch, num_graphs))
+        direction = (summary @ self.weight.t())[batch]  # [N, H]: W s_g(i)
+        pos_logits = (h[:n] * direction).sum(dim=-1)
+        neg_logits = (h[n:] * direction).sum(dim=-1)
+        return F.softplus(-pos_logits).sum() + F.softplus(neg_logits).sum()
 
     @staticmethod
     def readout(h: Tensor, batch: Tensor | None = None) -> Tensor:
@@ -136,9 +201,9 @@ class AnoGraphDGI(nn.Module):
 
     def logits(self, h: Tensor, summary: Tensor, batch: Tensor | None = None) -> Tensor:
         """Discriminator logits [N]: ``h_iᵀ W s_g(i)`` for node i of graph g(i); D = sigmoid."""
-        s = summary.reshape(-1, self.hidden)
-        s = s[batch] if batch is not None else s.expand(h.size(0), -1)
-        return ((h @ self.weight) * s).sum(dim=-1)
+        direction = summary.reshape(-1, self.hidden) @ self.weight.t()  # [B, H]: W s_g
+        direction = direction[batch] if batch is not None else direction.expand(h.size(0), -1)
+        return (h * direction).sum(dim=-1)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
                 edge_type: Tensor | None = None, batch: Tensor | None = None,
