@@ -22,7 +22,7 @@ from stgraph.models.base import EarlyStopping, check_int, make_generator, resolv
 from stgraph.nn.dgi import AnoGraphDGI, csr_tensor
 
 __all__ = ["train_dgi", "training_summary", "graph_inputs", "check_graph_features",
-           "PackedGraphs", "corruption_permutation"]
+           "PackedGraphs", "corruption_permutation", "dgi_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,12 @@ propagation_matrix`) is block diagonal: graph g owns the node rows ``node_ptr[g]
                 total += h.sum(dim=0, dtype=torch.float64)
         return total
 
+    def batch_of(self, ids: Tensor) -> Tensor:
+        """Graph position in ``ids`` of each node of the mini-batch ``ids`` [N_b] (on CPU)."""
+        ids = ids.to(torch.int64).cpu()
+        return torch.repeat_interleave(torch.arange(len(ids)),
+                                       self.node_ptr[ids + 1] - self.node_ptr[ids])
+
     def batch(self, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Graphs ``ids`` [B] as one mini-batch: ``(nodes [Nb], Â_b [Nb, Nb] CSR, batch [Nb])``.
 
@@ -134,16 +140,43 @@ def corruption_permutation(batch: Tensor, generator: torch.Generator) -> Tensor:
     return torch.argsort(keys + batch.detach().cpu().to(torch.float64))
 
 
+def dgi_step(model: AnoGraphDGI, packed: PackedGraphs, ids: Tensor | None, perm: Tensor | None,
+             optimizer: torch.optim.Optimizer, world: Distributed | None = None
+             ) -> tuple[Tensor, int]:
+    """One DGI step on the graphs ``ids`` [B] of ``packed``, corrupted by the row permutation
+    ``perm`` [N_b] (:func:`corruption_permutation`); returns (sum of the loss terms, N_b).
+
+    Under ``torch.distributed`` (``world``) the loss is every term over the *global* count and
+    the gradients are summed over processes, so one step of several processes equals one step on
+    their concatenated batches. ``ids=None``: this process has no batch left but still joins.
+    """
+    optimizer.zero_grad()
+    terms, n = torch.zeros((), dtype=torch.float64, device=packed.device), 0
+    if ids is not None:
+        nodes, adj, batch = packed.batch(ids)
+        negative = adj @ packed.x[nodes][perm.to(packed.device)]
+        loss_terms = model.propagated_loss_terms(packed.propagated[nodes], negative, batch,
+                                                 len(ids))
+        n = nodes.numel()
+    global_n = n if world is None else world.sum_int(n)
+    if n:
+        (loss_terms / (2 * global_n)).backward()
+        terms = loss_terms.detach().to(torch.float64)
+    if world is not None:
+        world.sum_gradients(model)
+    optimizer.step()
+    return terms, n
+
+
 def _train_epoch(model: AnoGraphDGI, packed: PackedGraphs, loader: DataLoader,
                  optimizer: torch.optim.Optimizer, generator: torch.Generator,
                  world: Distributed | None = None) -> float:
     """One pass over ``loader`` (batches of graph ids); returns the mean loss per node.
 
-    Each step: gather the batch (:meth:`PackedGraphs.batch`), draw the corruption, propagate the
-    corrupted features on the batch's ``Â`` (D columns, no autograd), then one dense product for
-    real and corrupted nodes together. Under ``torch.distributed`` (``world``) every process runs
-    the same number of steps; the loss is the sum of every process's terms over the global
-    count, and the gradients are summed, so a step equals one step on the concatenated batches.
+    Each step (:func:`dgi_step`): gather the batch (:meth:`PackedGraphs.batch`), draw the
+    corruption, propagate the corrupted features on the batch's ``Â`` (D columns, no autograd),
+    then one dense product for real and corrupted nodes together. Under ``torch.distributed``
+    (``world``) every process runs the same number of steps (the most any process has).
     """
     model.train()
     steps = len(loader)
@@ -154,23 +187,11 @@ def _train_epoch(model: AnoGraphDGI, packed: PackedGraphs, loader: DataLoader,
     count = 0
     for _ in range(steps):
         ids = next(batches, None)
-        optimizer.zero_grad()
-        if ids is None:  # this process has no batch left; it still joins the reduction
-            terms, n = None, 0
-        else:
-            nodes, adj, batch = packed.batch(ids)
-            perm = corruption_permutation(batch, generator).to(packed.device)
-            negative = adj @ packed.x[nodes][perm]
-            terms = model.propagated_loss_terms(packed.propagated[nodes], negative, batch,
-                                                len(ids))
-            n = nodes.numel()
-        global_n = n if world is None else world.sum_int(n)
-        if terms is not None:
-            (terms / (2 * global_n)).backward()
-            total += terms.detach()
-        if world is not None:
-            world.sum_gradients(model)
-        optimizer.step()
+        perm = None
+        if ids is not None:
+            perm = corruption_permutation(packed.batch_of(ids), generator)
+        terms, n = dgi_step(model, packed, ids, perm, optimizer, world)
+        total += terms
         count += n
     for _ in batches:  # end the sampler as a for loop would (it may draw from the generator)
         raise RuntimeError("more batches than steps")  # pragma: no cover
