@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from stgraph.distributed import Distributed
 from stgraph.models.base import EarlyStopping, check_int, make_generator, resolve_device
-from stgraph.nn.dgi import AnoGraphDGI, csr_tensor
+from stgraph.nn.dgi import AnoGraphDGI, Workspace, csr_tensor
 
 __all__ = ["train_dgi", "training_summary", "graph_inputs", "check_graph_features",
            "PackedGraphs", "corruption_permutation", "dgi_step"]
@@ -141,8 +141,8 @@ def corruption_permutation(batch: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def dgi_step(model: AnoGraphDGI, packed: PackedGraphs, ids: Tensor | None, perm: Tensor | None,
-             optimizer: torch.optim.Optimizer, world: Distributed | None = None
-             ) -> tuple[Tensor, int]:
+             optimizer: torch.optim.Optimizer, world: Distributed | None = None,
+             workspace: Workspace | None = None) -> tuple[Tensor, int]:
     """One DGI step on the graphs ``ids`` [B] of ``packed``, corrupted by the row permutation
     ``perm`` [N_b] (:func:`corruption_permutation`); returns (sum of the loss terms, N_b).
 
@@ -156,7 +156,7 @@ def dgi_step(model: AnoGraphDGI, packed: PackedGraphs, ids: Tensor | None, perm:
         nodes, adj, batch = packed.batch(ids)
         negative = adj @ packed.x[nodes][perm.to(packed.device)]
         loss_terms = model.propagated_loss_terms(packed.propagated[nodes], negative, batch,
-                                                 len(ids))
+                                                 len(ids), workspace)
         n = nodes.numel()
     global_n = n if world is None else world.sum_int(n)
     if n:
@@ -183,6 +183,7 @@ def _train_epoch(model: AnoGraphDGI, packed: PackedGraphs, loader: DataLoader,
     if world is not None:
         steps = world.max_int(steps)
     batches = iter(loader)
+    workspace = Workspace()
     total = torch.zeros((), dtype=torch.float64, device=packed.device)
     count = 0
     for _ in range(steps):
@@ -190,7 +191,7 @@ def _train_epoch(model: AnoGraphDGI, packed: PackedGraphs, loader: DataLoader,
         perm = None
         if ids is not None:
             perm = corruption_permutation(packed.batch_of(ids), generator)
-        terms, n = dgi_step(model, packed, ids, perm, optimizer, world)
+        terms, n = dgi_step(model, packed, ids, perm, optimizer, world, workspace)
         total += terms
         count += n
     for _ in batches:  # end the sampler as a for loop would (it may draw from the generator)
