@@ -7,6 +7,7 @@
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
     stgraph extract --video PATH_OR_DIR --detector yolox --weights PATH [--cache DIR]  (cache only)
     fit, score, extract: [--engine local|ray [--address ADDR] [--num-cpus N]]  (one Ray task/video)
+    torchrun --nproc-per-node 2 -m stgraph.cli fit ...   (data-parallel training, anograph)
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
                   [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
@@ -350,13 +351,34 @@ def cmd_fit(args: argparse.Namespace) -> int:
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
     pipe.check_components()
+    world = _data_parallel(model, args.method)
+    if world is not None:  # under torchrun: this process trains on its share of the videos
+        if len(videos) < world.world_size:
+            raise ValueError(f"{len(videos)} training video(s) for {world.world_size} processes: "
+                             "every process needs at least one")
+        videos = videos[world.rank::world.world_size]
+        y = None if y is None else y[world.rank::world.world_size]
     t0 = time.perf_counter()
     with _engine_from(args) as engine:
         pipe.fit(videos, y=y, start=args.start, frames=args.frames, engine=engine)
-    pipe.save(out)
-    print(f"trained {args.method} on {len(videos)} video(s) in {time.perf_counter() - t0:.1f} s "
-          f"-> {out}")
+    if world is None or world.rank == 0:  # every process holds the same model
+        pipe.save(out)
+        where = "" if world is None else f" x {world.world_size} processes"
+        print(f"trained {args.method} on {len(videos)} video(s){where} in "
+              f"{time.perf_counter() - t0:.1f} s -> {out}")
     return 0
+
+
+def _data_parallel(model: Any, method: str) -> Any:
+    """The torch.distributed group when launched by torchrun with several processes, else None.
+    Only methods that train data-parallel (``data_parallel = True``) may be launched so."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    if not getattr(model, "data_parallel", False):
+        raise ValueError(f"method {method} does not train data-parallel; run it without torchrun")
+    from stgraph.distributed import init_from_env
+
+    return init_from_env()
 
 
 def _engine_from(args: argparse.Namespace) -> Any:

@@ -231,6 +231,13 @@ class AnoGraph(BaseEstimator):
         device: "cpu", "cuda", ...
         progress: show tqdm progress bars.
 
+    Data-parallel training: launched by ``torchrun`` (``torch.distributed`` initialised, e.g. by
+    :func:`stgraph.distributed.init_from_env`), each process calls ``fit`` on its own videos.
+    The feature scaling and the epoch losses are all-reduced, the gradients summed
+    (:func:`~stgraph.models.dgi_training.train_dgi`), ``s_train`` all-reduced, and every
+    process's training embeddings (or discriminator scores) gathered, so the density and the
+    training-score quantiles, hence the scores, are the same in every process.
+
     Learned attributes: ``model_`` (:class:`~stgraph.nn.dgi.AnoGraphDGI`), ``density_`` (the
     fitted :mod:`~stgraph.models.density` of the training embeddings; None with
     ``scoring="discriminator"``), ``s_train_`` [H] (training summary), ``n_features_in_`` (D),
@@ -245,6 +252,9 @@ class AnoGraph(BaseEstimator):
     consumes: ClassVar[str] = "detections"
     supervision: ClassVar[str] = "none"
     streams_exactly: ClassVar[bool] = True
+    #: ``fit`` trains data-parallel under ``torch.distributed`` (launched by torchrun): each process
+    #: fits on its own videos and every process ends with the same model (stgraph.distributed).
+    data_parallel: ClassVar[bool] = True
     fitted_attributes = ("model_", "density_", "n_features_in_", "history_", "train_scores_")
     #: 2: edges in PyG order and the density saved apart from the network (stgraph 0.2).
     format_version = 2
