@@ -75,8 +75,9 @@ def reference_epoch(model: AnoGraphDGI, graphs: list[Data], batch_size: int, see
 
 
 def sparse_epoch(model: AnoGraphDGI, graphs: list[Data], batch_size: int, seed: int
-                 ) -> tuple[float, float, float]:
-    """(pack seconds, epoch seconds, loss) of train_dgi's path."""
+                 ) -> tuple[float, float, float, float]:
+    """(pack seconds, epoch seconds, epoch CPU seconds of this process, loss) of train_dgi's
+    path."""
     generator = make_generator(seed)
     start = time.perf_counter()
     packed = PackedGraphs(model, graphs, torch.device("cpu"))
@@ -84,9 +85,9 @@ def sparse_epoch(model: AnoGraphDGI, graphs: list[Data], batch_size: int, seed: 
     loader = torch.utils.data.DataLoader(range(len(graphs)), batch_size=batch_size, shuffle=True,
                                          generator=generator, collate_fn=torch.as_tensor)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     loss = _train_epoch(model, packed, loader, optimizer, generator)
-    return packed_s, time.perf_counter() - start, loss
+    return packed_s, time.perf_counter() - start, time.process_time() - cpu, loss
 
 
 def main() -> None:
@@ -103,22 +104,26 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     graphs = synthetic_windows(args.windows, args.nodes, args.edges, args.width)
-    reference = []
+    load_at_start = os.getloadavg()
+    reference, reference_cpu = [], []
     for _ in range(args.reference_repeats):
         model = network(args.width, args.hidden)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         ref_loss = reference_epoch(model, graphs, args.batch_size, seed=0)
         reference.append(time.perf_counter() - start)
-    sparse, packs = [], []
+        reference_cpu.append(time.process_time() - cpu)
+    sparse, sparse_cpu, packs = [], [], []
     for _ in range(args.repeats):
         model = network(args.width, args.hidden)
-        pack_s, epoch_s, loss = sparse_epoch(model, graphs, args.batch_size, seed=0)
+        pack_s, epoch_s, epoch_cpu, loss = sparse_epoch(model, graphs, args.batch_size, seed=0)
         sparse.append(epoch_s)
+        sparse_cpu.append(epoch_cpu)
         packs.append(pack_s)
     result = {
         "command": f"OMP_NUM_THREADS={args.threads} python benchmarks/scale.py "
                    f"--threads {args.threads}",
-        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs shared with other jobs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs shared with other jobs "
+                   "(see the load averages)",
         "threads": args.threads,
         "graph": {"windows": args.windows, "nodes": args.windows * args.nodes,
                   "edges": args.windows * args.edges, "features": args.width,
@@ -126,6 +131,10 @@ def main() -> None:
         "reference_epoch_s": min(reference), "reference_epoch_all_s": reference,
         "sparse_epoch_s": min(sparse), "sparse_epoch_all_s": sparse,
         "sparse_pack_once_s": min(packs),
+        # CPU seconds of this process (all its threads): with 1 thread, the wall time the epoch
+        # would take on an idle core; the wall times above include waiting for a shared core.
+        "reference_epoch_cpu_s": min(reference_cpu), "sparse_epoch_cpu_s": min(sparse_cpu),
+        "load_average_at_start": load_at_start,
         "speedup": min(reference) / min(sparse),
         "windows_per_s": args.windows / min(sparse),
         "reference_windows_per_s": args.windows / min(reference),
