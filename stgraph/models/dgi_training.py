@@ -3,6 +3,15 @@
 :func:`train_dgi` trains on a list of graphs (mini-batches of windows, Adam, early stopping on
 the epoch's training loss) and ends by storing ``s_train`` (:func:`training_summary`). The network
 never sees an optimizer, a path or a data loader.
+
+The loop works on :class:`PackedGraphs`: all training graphs concatenated once, their
+normalised adjacency ``Â`` as one block-diagonal CSR matrix and ``Â x̃`` precomputed (the GCN's
+linear map and propagation commute, so the sparse product runs once on the D input columns and
+needs no gradient). A step gathers its graphs by index, propagates only the corrupted features,
+and computes the loss of Eq. 4 with :meth:`AnoGraphDGI.propagated_loss_terms`. It draws the same
+random numbers as a PyG ``DataLoader`` loop over ``model(...)`` / ``model.loss(...)`` and gives
+the same losses to float rounding (tests/test_dgi_scale.py); on 100,000 nodes / 1,000,000 edges
+an epoch is 14x less CPU time (benchmarks/scale.py).
 """
 from __future__ import annotations
 
