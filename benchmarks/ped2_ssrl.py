@@ -171,7 +171,7 @@ def main() -> int:
                 video = next(v for v in split.test if v.name == args.heatmap_video)
                 table = next(t for t in tables if t.videos == [args.heatmap_video])
                 write_overlay(video.source(), table, args.heatmap_video, png)
-                result["heatmap"] = str(png.relative_to(REPO))
+                result["heatmap"] = os.path.relpath(png, REPO)
         result["runs"][name] = runs
     write(result, args.out)
     return 0
