@@ -6,7 +6,8 @@
     stgraph fit   --train DIR  --method NAME --labels video_labels.csv --param key=value ...
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
-                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
+                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]
+                  [--html [--model model/]]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
     stgraph watch --model model/ (--video PATH | --camera N) [--out overlay.mp4] [--events events.jsonl]
                   [--scores scores.csv] [--show]
@@ -405,6 +406,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.masks and not Path(args.masks).is_dir():
         raise FileNotFoundError(f"--masks: mask root folder not found: {args.masks}")
+    if (args.html or args.model) and not args.report:
+        raise ValueError("--html and --model go with --report DIR (the page is DIR/report.html)")
     for flag, path in (("--out", args.out), ("--report", args.report)):
         if path and Path(path).exists() and Path(path).is_dir() == (flag == "--out"):
             raise ValueError(f"{flag} {path}: is {'a folder' if flag == '--out' else 'a file'}; "
@@ -453,7 +456,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
         n_heatmaps = sum(key.startswith("heatmap:") for key in written)
         heat = f", {n_heatmaps} pixel-map pictures" if n_heatmaps else ""
         print(f"report ({len(written)} files, {n_examples} example crops{heat}) -> {args.report}")
+        if args.html:
+            _write_html(args, table, frame_scores, labels, report, regions, videos)
     return 0
+
+
+def _write_html(args: argparse.Namespace, table, frame_scores, labels, report, regions,
+                videos) -> None:
+    """``eval --report DIR --html``: DIR/report.html (:mod:`stgraph.html_report`)."""
+    from stgraph.html_report import explain_frames, write_html_report
+    from stgraph.report import pick_examples
+
+    explanations, note = {}, ""
+    if args.model:
+        if not videos:
+            raise ValueError("--model explains objects on their frames: give --video-root too")
+        false_positives, missed = pick_examples(frame_scores, labels)
+        frames: dict[str, set] = {}
+        for example in false_positives + missed:
+            frames.setdefault(example.video, set()).add(example.frame)
+        for video, fs in frame_scores.items():
+            if len(fs):
+                frames.setdefault(video, set()).add(int(fs.frames[fs.scores.argmax()]))
+        explanations, note = explain_frames(args.model, videos, frames, cache_dir=args.cache)
+    path, summary = write_html_report(
+        Path(args.report) / "report.html", table, frame_scores, labels, report, regions, videos,
+        explanations=explanations, explain_note=note,
+        max_image_bytes=int(args.html_budget_mb * 1e6))
+    print(f"html report ({summary['bytes'] / 1e6:.2f} MB, {summary['pictures']} frame pictures "
+          f"= {summary['image_bytes'] / 1e6:.2f} MB, {summary['explained']} objects explained) "
+          f"-> {path}")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -585,6 +617,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write the metrics JSON here")
     e.add_argument("--report", help="write a report folder here (metrics, summary.md, plots, crops)")
     e.add_argument("--video-root", help="test videos / frame folders, for the report's frame crops")
+    e.add_argument("--html", action="store_true",
+                   help="also write DIR/report.html: one self-contained page (curves, threshold "
+                   "slider, frames with boxes, examples, explanations), no server or network")
+    e.add_argument("--html-budget-mb", type=float, default=12.0,
+                   help="most megabytes of frame pictures embedded in report.html")
+    e.add_argument("--model", help="with --html: a saved graph model (`stgraph fit`) whose "
+                   "explanations of the example frames' objects the page shows")
+    e.add_argument("--cache", default=".cache/stgraph",
+                   help="with --model: detection/feature cache folder")
     e.add_argument("--masks", help="pixel-mask folders (e.g. ground_truth/pixel_masks with "
                    "TestNNN/NNN.png, 1-based): adds RBDC, TBDC and pixel AUC")
     e.add_argument("--region-iou", type=float, default=0.1, help="IoU for a region hit (RBDC/TBDC)")
