@@ -154,9 +154,11 @@ def explain_frames(model_dir: str | Path, videos: Mapping[str, str | Path],
     explained on their window (:func:`stgraph.explain.explain_nodes`).
 
     Returns:
-        ``({"video/frame/object_id": {"score": float, "edges": [[neighbour_frame,
-        neighbour_object, type, weight, delta, into_object], ...]}}, note)`` with the
-        ``top_k`` strongest edges of each object; ``note`` says what was (not) explained.
+        ``({"video/frame/object_id": {"score": float, "n_edges": int, "edges": [[neighbour_frame,
+        neighbour_object, type, weight, delta, into_object, source_frame, source_object],
+        ...]}}, note)`` with the ``top_k`` strongest edges of each object (an edge runs from
+        its source into the object, or into a neighbour, whose degree it changes); ``note``
+        says what was (not) explained.
     """
     from stgraph.explain import EDGE_TYPE_NAMES, explain_nodes
     from stgraph.graphs.window import CentredWindows
@@ -183,13 +185,16 @@ def explain_frames(model_dir: str | Path, videos: Mapping[str, str | Path],
             frame = int(item.detections.frame_index)
             if frame not in wanted or not len(item.rows):
                 continue
+            node_frame = item.graph.frame.numpy()
+            node_object = item.graph.object_id.numpy()
             for explanation in explain_nodes(model, item.graph, item.rows.tolist()):
                 top = explanation.top(top_k)
                 edges = [[int(f), int(o), EDGE_TYPE_NAMES.get(int(t), str(int(t))),
-                          round(float(w), 4), float(f"{d:.4g}"), bool(tg == explanation.node)]
-                         for f, o, t, w, d, tg in zip(top.neighbour_frame, top.neighbour_object,
-                                                      top.edge_type, top.weight, top.delta,
-                                                      top.target)]
+                          round(float(w), 4), float(f"{d:.4g}"), bool(tg == explanation.node),
+                          int(node_frame[src]), int(node_object[src])]
+                         for f, o, t, w, d, tg, src in zip(
+                             top.neighbour_frame, top.neighbour_object, top.edge_type,
+                             top.weight, top.delta, top.target, top.source)]
                 out[f"{video}/{frame}/{explanation.object_id}"] = {
                     "score": float(f"{explanation.score:.6g}"), "edges": edges,
                     "n_edges": len(explanation)}

@@ -246,23 +246,29 @@
     var key = v.name + "/" + frame + "/" + me.id, ex = D.explanations[key];
     var nodes = [{ frame: frame, id: me.id, box: me.box, score: me.score, self: true }], edges = [];
     if (ex) {
-      ex.edges.forEach(function (e) {
-        var other = findRow(v, e[0], e[1]);
-        var idx = nodes.findIndex(function (n) { return n.frame === e[0] && n.id === e[1]; });
-        if (idx < 0 && other) { nodes.push({ frame: e[0], id: e[1], box: other.box, score: other.score }); idx = nodes.length - 1; }
-        if (idx >= 0) edges.push({ to: idx, type: e[2], weight: e[3], delta: e[4], into: e[5] });
+      var nodeIndex = function (frame, id) {
+        var idx = nodes.findIndex(function (n) { return n.frame === frame && n.id === id; });
+        if (idx >= 0) return idx;
+        var other = findRow(v, frame, id);
+        nodes.push({ frame: frame, id: id, box: other ? other.box : me.box, score: other ? other.score : NaN });
+        return nodes.length - 1;
+      };
+      ex.edges.forEach(function (e) {  // [nf, no, type, weight, delta, into object, source frame, source object]
+        var neighbour = nodeIndex(e[0], e[1]);
+        var from = e[5] ? neighbour : nodeIndex(e[6], e[7]), to = e[5] ? 0 : neighbour;
+        edges.push({ from: from, to: to, type: e[2], weight: e[3], delta: e[4], into: e[5] });
       });
     } else if (D.box_kind === "object") {
       // no explanation: the boxes around it (same frame: any overlap; next/previous frame: best IoU)
       rowsOf(v, frame).forEach(function (r) {
-        if (r.id !== me.id && iou(r.box, me.box) > 0) { nodes.push({ frame: frame, id: r.id, box: r.box, score: r.score }); edges.push({ to: nodes.length - 1, type: "spatial", weight: iou(r.box, me.box) }); }
+        if (r.id !== me.id && iou(r.box, me.box) > 0) { nodes.push({ frame: frame, id: r.id, box: r.box, score: r.score }); edges.push({ from: nodes.length - 1, to: 0, type: "spatial", weight: iou(r.box, me.box) }); }
       });
       [-1, 1].forEach(function (dt) {
         var j = v.frames.indexOf(frame) + dt;
         if (j < 0 || j >= v.frames.length) return;
         var best = null, bestIou = 0;
         rowsOf(v, v.frames[j]).forEach(function (r) { var q = iou(r.box, me.box); if (q > bestIou) { bestIou = q; best = r; } });
-        if (best) { nodes.push({ frame: v.frames[j], id: best.id, box: best.box, score: best.score }); edges.push({ to: nodes.length - 1, type: "temporal", weight: bestIou }); }
+        if (best) { nodes.push({ frame: v.frames[j], id: best.id, box: best.box, score: best.score }); edges.push({ from: nodes.length - 1, to: 0, type: "temporal", weight: bestIou }); }
       });
     }
     drawNeighbourhood(graph, nodes, edges, !!ex);
@@ -285,33 +291,53 @@
     }
   }
   function drawNeighbourhood(box, nodes, edges, explained) {
+    // radial layout: the object in the middle, its neighbours around it ordered by (frame, id);
+    // several edges to one neighbour are drawn as separate arcs, each labelled
     if (nodes.length < 2) { html("p", { "class": "muted small" }, "no neighbours", box); return; }
-    var off = 14, pts = nodes.map(function (n) {
-      var dt = n.frame - nodes[0].frame;
-      return [(n.box[0] + n.box[2]) / 2 + off * dt, (n.box[1] + n.box[3]) / 2 - off * dt];
+    var W = 420, H = 300, cx = W / 2, cy = H / 2, R = 115;
+    var order = nodes.slice(1).map(function (n, k) { return k + 1; });
+    order.sort(function (a, b) { return (nodes[a].frame - nodes[b].frame) || (nodes[a].id - nodes[b].id); });
+    var pts = {}; pts[0] = [cx, cy];
+    order.forEach(function (k, j) {
+      var angle = -Math.PI / 2 + 2 * Math.PI * j / order.length;
+      pts[k] = [cx + R * Math.cos(angle), cy + 0.8 * R * Math.sin(angle)];
     });
-    var xs = pts.map(function (p) { return p[0]; }), ys = pts.map(function (p) { return p[1]; });
-    var x0 = Math.min.apply(null, xs) - 40, y0 = Math.min.apply(null, ys) - 30;
-    var w = Math.max(Math.max.apply(null, xs) - x0 + 40, 120), h = Math.max(Math.max.apply(null, ys) - y0 + 30, 90);
-    var s = svg("svg", { viewBox: [x0, y0, w, h].join(" "), width: 360, height: Math.round(360 * h / w), id: "graph-svg" }, box);
+    var s = svg("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, id: "graph-svg" }, box);
     var maxDelta = Math.max.apply(null, edges.map(function (e) { return Math.abs(e.delta || 0); }).concat([1e-12]));
+    var seen = {}, drawn = {};
+    function pair(e) { return Math.min(e.from, e.to) + "-" + Math.max(e.from, e.to); }
+    edges.forEach(function (e) { seen[pair(e)] = (seen[pair(e)] || 0) + 1; });
+    svg("defs", {}, s).innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="5" markerHeight="5" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" fill="#475467"/></marker>';
     edges.forEach(function (e) {
-      var a = pts[0], b = pts[e.to];
+      var key = pair(e), a = pts[e.from], b = pts[e.to], count = seen[key], j = drawn[key] = (drawn[key] || 0) + 1;
+      var bend = (j - 1 - (count - 1) / 2) * 36;
+      var mx = (a[0] + b[0]) / 2, my = (a[1] + b[1]) / 2, dx = b[0] - a[0], dy = b[1] - a[1];
+      var len = Math.sqrt(dx * dx + dy * dy) || 1, qx = mx - dy / len * bend, qy = my + dx / len * bend;
+      var back = (e.to === 0 ? 13 : 9) + 2, tx = b[0] - qx, ty = b[1] - qy, tl = Math.sqrt(tx * tx + ty * ty) || 1;
+      b = [b[0] - tx / tl * back, b[1] - ty / tl * back];  // the arrow tip stops at the node's rim
       var colour = explained ? (e.delta > 0 ? "#b42318" : "#175cd3") : (e.type === "temporal" ? "#f79009" : "#667085");
-      var width = explained ? 0.8 + 4 * Math.abs(e.delta) / maxDelta : 1.5;
-      var line = svg("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], stroke: colour, "stroke-width": width,
-                               "stroke-dasharray": e.type === "temporal" ? "5 3" : "", "class": "edge" }, s);
-      svg("title", {}, line).textContent = e.type + " edge, weight " + fmt(e.weight, 3) + (explained ? ", delta " + fmt(e.delta, 3) : "");
+      var width = explained ? 1 + 5 * Math.abs(e.delta) / maxDelta : 1.5;
+      var path = svg("path", { d: "M" + a[0] + " " + a[1] + " Q" + qx + " " + qy + " " + b[0] + " " + b[1], fill: "none",
+                               stroke: colour, "stroke-width": width, "stroke-dasharray": e.type === "temporal" ? "6 3" : "",
+                               "class": "edge", "marker-end": explained ? "url(#arrow)" : "" }, s);
+      svg("title", {}, path).textContent = e.type + " edge, weight " + fmt(e.weight, 3) + (explained ? ", delta " + fmt(e.delta, 3) : "");
+      var lx = 0.25 * a[0] + 0.5 * qx + 0.25 * b[0], ly = 0.25 * a[1] + 0.5 * qy + 0.25 * b[1];
+      svg("text", { x: lx, y: ly - 3, "font-size": 10, "text-anchor": "middle", fill: colour, "paint-order": "stroke",
+                    stroke: "#fff", "stroke-width": 3 }, s).textContent =
+        explained ? (e.delta > 0 ? "+" : "") + fmt(e.delta, 3) : e.type[0] + " " + fmt(e.weight, 2);
     });
     nodes.forEach(function (n, k) {
-      var c = svg("circle", { cx: pts[k][0], cy: pts[k][1], r: n.self ? 9 : 6, fill: scoreColor(n.score),
-                              stroke: n.self ? "#101828" : "#fff", "stroke-width": 2, "class": "node" }, s);
+      var p = pts[k];
+      var c = svg("circle", { cx: p[0], cy: p[1], r: n.self ? 13 : 9, fill: scoreColor(n.score),
+                              stroke: n.self ? "#101828" : "#667085", "stroke-width": n.self ? 3 : 1, "class": "node" }, s);
       svg("title", {}, c).textContent = "frame " + n.frame + " object " + n.id + ": score " + fmt(n.score);
-      svg("text", { x: pts[k][0] + 10, y: pts[k][1] + 3, "font-size": 9, fill: "#344054" }, s).textContent = n.frame + "/" + n.id;
+      svg("text", { x: p[0], y: p[1] + (n.self ? 27 : 21), "font-size": 10, "text-anchor": "middle", fill: "#344054",
+                    "paint-order": "stroke", stroke: "#fff", "stroke-width": 3 }, s).textContent =
+        "f" + n.frame + " #" + n.id + " (" + fmt(n.score, 3) + ")";
     });
     html("div", { "class": "muted small" }, explained ?
-      "object graph neighbourhood: node colour = score; edge red = raised the score, blue = lowered it, width = |delta|; dashed = temporal; later frames drawn up-right" :
-      "boxes around the object (grey: same frame, orange dashed: previous/next frame); later frames drawn up-right", box);
+      "object graph neighbourhood (f = frame, # = object, score): node colour = score; arrows = message direction (into the object, or into a neighbour: its degree); red = the edge raised the object's score, blue = lowered it, width = |delta|, dashed = temporal" :
+      "boxes around the object (grey: overlapping in the same frame, orange dashed: best overlap in the previous / next frame; label: IoU)", box);
   }
 
   // ------------------------------------------------------------------ examples, header
