@@ -11,6 +11,8 @@
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
     stgraph watch --model model/ (--video PATH | --camera N) [--out overlay.mp4] [--events events.jsonl]
                   [--scores scores.csv] [--show]
+    stgraph serve --model model/ --source VIDEO|CAMERA [--source ...] [--host 127.0.0.1]
+                  [--port 8000] [--db events.db|URL] [--token T]
 
 Every command prints what it did; errors in the input (missing files, bad labels) are reported in
 one line with exit status 2, never as a traceback.
@@ -535,6 +537,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stgraph.serve import ServeConfig, serve, token_from_env
+
+    config = ServeConfig(model=args.model, sources=args.source, db=args.db, host=args.host,
+                         token=token_from_env(args.token), threshold=args.threshold,
+                         quantile=args.quantile, min_duration=args.min_duration,
+                         merge_gap=args.merge_gap, realtime=args.realtime,
+                         retry_s=args.retry_s)
+    serve(config, port=args.port, log_level="warning" if args.quiet else "info")
+    print("stgraph serve: stopped")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def _add_frame_score_args(ap: argparse.ArgumentParser) -> None:
     """How ``eval`` and ``plot`` make frame scores of a table (``ScoreTable.frame_scores``)."""
@@ -664,6 +679,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first frame index of a video file (frame numbers are kept)")
     w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
     w.set_defaults(func=cmd_watch)
+
+    v = command("serve", "live dashboard of one or more sources, with an events database")
+    v.add_argument("--model", required=True, help="folder written by `stgraph fit`")
+    v.add_argument("--source", action="append", required=True,
+                   help="video file, frame folder or camera index (repeatable)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; any other than loopback needs --token")
+    v.add_argument("--port", type=_positive_int, default=8000)
+    v.add_argument("--db", default="stgraph_events.db",
+                   help="events database: a SQLite file, or a SQLAlchemy URL "
+                   "(e.g. postgresql://user@host/db)")
+    v.add_argument("--token", help="access token (default: $STGRAPH_TOKEN); required off loopback")
+    v.add_argument("--threshold", type=float, help="alarm threshold (default: --quantile of the "
+                   "training object scores)")
+    v.add_argument("--quantile", type=float, default=0.99, help="default threshold's quantile")
+    v.add_argument("--min-duration", type=_positive_int, default=3, help="shortest alarm, frames")
+    v.add_argument("--merge-gap", type=_frame_index, default=5,
+                   help="merge alarms this many frames apart")
+    v.add_argument("--realtime", action="store_true", help="play video files at their frame rate")
+    v.add_argument("--retry-s", type=float, default=5.0,
+                   help="seconds before a source that ended or failed is started again")
+    v.set_defaults(func=cmd_serve)
     return ap
 
 
