@@ -248,6 +248,8 @@ class SourceWorker:
         self._set(threshold=float(limit))
         stream = analysed_stream(pipe, _first(frames, self.config.max_frames), keep_images=True,
                                  prefetch=self.config.prefetch)
+        with self.lock:
+            self.state.scores.clear()  # the chart shows this run only (frame numbers restart)
         self._set(status="running", error="")
         try:
             for item in stream:

@@ -17,7 +17,7 @@ from tests._live_helpers import saved_pipeline, small_video
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 with warnings.catch_warnings():  # starlette 1.x: "install httpx2" (httpx still works)
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from stgraph.serve import ServeConfig, create_app, is_loopback  # noqa: E402
