@@ -199,7 +199,7 @@
       var colour = scoreColor(r.score), b = r.box;
       var rect = svg("rect", { x: b[0], y: b[1], width: b[2] - b[0], height: b[3] - b[1], stroke: colour,
                                "class": "box" + (state.object === r.id ? " selected" : ""), "data-object": r.id }, s);
-      if (patches) { rect.setAttribute("fill", colour); rect.setAttribute("fill-opacity", 0.35); rect.setAttribute("stroke-width", 1); }
+      if (patches) { rect.style.fill = colour; rect.style.fillOpacity = "0.3"; rect.style.strokeWidth = "1"; }
       svg("title", {}, rect).textContent = r.cls + " #" + r.id + ": score " + fmt(r.score);
       rect.addEventListener("click", function (ev) { ev.stopPropagation(); state.object = r.id; renderFrame(); renderObject(); });
       if (!patches) {
