@@ -276,11 +276,13 @@
       html("p", {}, "Why this object: score " + fmt(ex.score) + " on its graph window; each edge's delta = score - score without that edge " +
         "(> 0: the edge made the object look more abnormal). " + ex.edges.length + " of " + ex.n_edges + " edges shown.", why);
       var t = html("table", { "class": "why" }, null, why), head = html("tr", {}, null, t);
-      ["neighbour (frame/object)", "edge", "weight", "delta"].forEach(function (h) { html("th", {}, h, head); });
+      ["edge (frame #object)", "type", "weight", "delta"].forEach(function (h) { html("th", {}, h, head); });
       ex.edges.forEach(function (e) {
         var tr = html("tr", {}, null, t);
-        html("td", {}, e[0] + " / " + e[1], tr);
-        html("td", {}, e[2] + (e[5] ? " into object" : " into neighbour"), tr);
+        html("td", {}, e[5] ? "f" + e[0] + " #" + e[1] + " \u2192 this object" :
+          (e[6] === e[0] && e[7] === e[1] ? "self loop of neighbour f" + e[0] + " #" + e[1] :
+           "f" + e[6] + " #" + e[7] + " \u2192 neighbour f" + e[0] + " #" + e[1]), tr);
+        html("td", {}, e[2], tr);
         html("td", {}, fmt(e[3], 3), tr);
         html("td", { "class": e[4] > 0 ? "pos" : "neg" }, (e[4] > 0 ? "+" : "") + fmt(e[4], 3), tr);
       });
@@ -307,9 +309,20 @@
     var seen = {}, drawn = {};
     function pair(e) { return Math.min(e.from, e.to) + "-" + Math.max(e.from, e.to); }
     edges.forEach(function (e) { seen[pair(e)] = (seen[pair(e)] || 0) + 1; });
-    svg("defs", {}, s).innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="5" markerHeight="5" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" fill="#475467"/></marker>';
+    svg("defs", {}, s).innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" fill="#475467"/></marker>';
     edges.forEach(function (e) {
       var key = pair(e), a = pts[e.from], b = pts[e.to], count = seen[key], j = drawn[key] = (drawn[key] || 0) + 1;
+      if (e.from === e.to) {  // a self loop (the builder adds them): a small loop above the node
+        var loopColour = explained ? (e.delta > 0 ? "#b42318" : "#175cd3") : "#667085", up = 12 + 10 * (j - 1);
+        var loop = svg("path", { d: "M" + (a[0] - 6) + " " + (a[1] - 7) + " C" + (a[0] - 22) + " " + (a[1] - 22 - up) + " " +
+                                 (a[0] + 22) + " " + (a[1] - 22 - up) + " " + (a[0] + 6) + " " + (a[1] - 7), fill: "none",
+                                 stroke: loopColour, "stroke-width": explained ? 1 + 5 * Math.abs(e.delta) / maxDelta : 1.5,
+                                 "class": "edge" }, s);
+        svg("title", {}, loop).textContent = "self loop, weight " + fmt(e.weight, 3) + (explained ? ", delta " + fmt(e.delta, 3) : "");
+        svg("text", { x: a[0], y: a[1] - 20 - up, "font-size": 10, "text-anchor": "middle", fill: loopColour, "paint-order": "stroke",
+                      stroke: "#fff", "stroke-width": 3 }, s).textContent = explained ? (e.delta > 0 ? "+" : "") + fmt(e.delta, 3) : "";
+        return;
+      }
       var bend = (j - 1 - (count - 1) / 2) * 36;
       var mx = (a[0] + b[0]) / 2, my = (a[1] + b[1]) / 2, dx = b[0] - a[0], dy = b[1] - a[1];
       var len = Math.sqrt(dx * dx + dy * dy) || 1, qx = mx - dy / len * bend, qy = my + dx / len * bend;
