@@ -20,13 +20,14 @@ base64 JPEG / PNG), charts are plain SVG drawn by a small vanilla-JS script
 
 **Size.** Frame pictures are downsampled (``thumb_width`` pixels wide) JPEGs within a byte
 budget (``max_image_bytes``, base64 counted, a hard bound): the frames of the examples and each
-video's peak frame first, then every k-th frame with k chosen so that the rest fits. A clicked frame without a
-picture shows the nearest frame with one (the page says which). Rows are embedded for every
-frame up to ``max_rows`` rows, beyond that only for the frames with a picture.
+video's peak frame first, then every k-th frame with k chosen so that the rest fits. A clicked
+frame without a picture shows the nearest frame with one (the page says which). Rows are
+embedded for every frame up to ``max_rows`` rows, beyond that only for the frames with a
+picture (patch tables: above 20,000 rows).
 
 Example:
-    >>> write_html_report("report/report.html", table, frame_scores, labels, metrics,   # doctest: +SKIP
-    ...                   videos={"01": "ped2/testing/frames/01"})
+    >>> write_html_report("report/report.html", table, frame_scores, labels,   # doctest: +SKIP
+    ...                   metrics, videos={"01": "ped2/testing/frames/01"})
 """
 from __future__ import annotations
 
