@@ -172,10 +172,11 @@ def test_a_bad_source_is_shown_and_retried_while_others_run(served, tmp_path):
 
 def test_a_stream_that_stops_early_is_marked_ended(served, tmp_path):
     model, (anomalous, _) = served
-    app = create_app(config(model, [anomalous], tmp_path / "e.db", max_frames=5))
+    app = create_app(config(model, [anomalous], tmp_path / "e.db", max_frames=5, history=3))
     with TestClient(app) as client:
         (source,) = wait_for(client, lambda s: s[0]["status"] == "ended")
         assert source["frames"] == 5  # the window's last frames are flushed, then it ends
+        assert [f for f, _ in source["scores"]] == [2, 3, 4]  # bounded: the last `history`
 
 
 def test_token_is_required_off_loopback(served, tmp_path):
