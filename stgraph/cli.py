@@ -410,6 +410,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--masks: mask root folder not found: {args.masks}")
     if (args.html or args.model) and not args.report:
         raise ValueError("--html and --model go with --report DIR (the page is DIR/report.html)")
+    if args.model and not args.video_root:
+        raise ValueError("--model explains objects on their frames: give --video-root too")
     for flag, path in (("--out", args.out), ("--report", args.report)):
         if path and Path(path).exists() and Path(path).is_dir() == (flag == "--out"):
             raise ValueError(f"{flag} {path}: is {'a folder' if flag == '--out' else 'a file'}; "
@@ -471,8 +473,6 @@ def _write_html(args: argparse.Namespace, table, frame_scores, labels, report, r
 
     explanations, note = {}, ""
     if args.model:
-        if not videos:
-            raise ValueError("--model explains objects on their frames: give --video-root too")
         false_positives, missed = pick_examples(frame_scores, labels)
         frames: dict[str, set] = {}
         for example in false_positives + missed:

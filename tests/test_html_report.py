@@ -203,3 +203,11 @@ def test_frame_models_have_no_explanation(tmp_path):
         tmp_path / "m")
     explained, note = explain_frames(tmp_path / "m", {"v": "unused"}, {"v": [3]})
     assert explained == {} and "no per-object explanation" in note
+
+
+def test_model_needs_video_root(scene, capsys):
+    code = main(["eval", "--scores", str(scene / "scores.csv"),
+                 "--labels", str(scene / "labels.npz"), "--report", str(scene / "r"), "--html",
+                 "--model", str(scene / "model")])
+    assert code == 2
+    assert "give --video-root too" in capsys.readouterr().err
