@@ -52,6 +52,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ClassFeatures": "stgraph.features.classes:ClassFeatures",
         "RoIAlignFeatures": "stgraph.features.roi:RoIAlignFeatures",
         "ConcatFeatures": "stgraph.features.base:ConcatFeatures",
+        "SnippetExtractor": "stgraph.features.snippets:SnippetExtractor",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -59,6 +60,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     "model": {
         "anograph": "stgraph.models.anograph:AnoGraph",
         "frame_difference": "stgraph.models.frame_difference:FrameDifference",
+        "mil_linear": "stgraph.models.ssrl:LinearMIL",
+        "ssrl": "stgraph.models.ssrl:SSRL",
     },
 }
 
