@@ -52,6 +52,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ClassFeatures": "stgraph.features.classes:ClassFeatures",
         "RoIAlignFeatures": "stgraph.features.roi:RoIAlignFeatures",
         "ConcatFeatures": "stgraph.features.base:ConcatFeatures",
+        "STMAEFeatures": "stgraph.features.autoencoder:STMAEFeatures",
+        "DissociationFeatures": "stgraph.features.autoencoder:DissociationFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -59,6 +61,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     "model": {
         "anograph": "stgraph.models.anograph:AnoGraph",
         "frame_difference": "stgraph.models.frame_difference:FrameDifference",
+        "stm_ae": "stgraph.models.stm_ae:STMAE",
+        "dissociation": "stgraph.models.dissociation:DissociationAE",
     },
 }
 
