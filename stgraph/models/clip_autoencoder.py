@@ -68,11 +68,11 @@ class ClipData:
     def batch(self, rows: np.ndarray, n_input: int) -> tuple[Tensor, Tensor | None]:
         """Clips [B, n+1, 3, R, R] in [-1, 1] and flows [B, n+1, 2, R, R] (or None)."""
         clips = np.stack([self.frames[v][t - n_input:t + 1] for v, t in self.index[rows]])
-        clip_t = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
+        clip_t = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous().float().div_(127.5).sub_(1.0)
         if self.flows is None:
             return clip_t, None
         flows = np.stack([self.flows[v][t - n_input:t + 1] for v, t in self.index[rows]])
-        return clip_t, torch.from_numpy(flows.astype(np.float32)).permute(0, 1, 4, 2, 3)
+        return clip_t, torch.from_numpy(flows.astype(np.float32)).permute(0, 1, 4, 2, 3).contiguous()
 
     def batches(self, batch_size: int, n_input: int, generator: torch.Generator | None
                 ) -> Iterator[tuple[Tensor, Tensor | None]]:
@@ -214,11 +214,11 @@ class ClipAutoencoder(BaseEstimator):
 
     def _analyse_state(self, state: ClipState) -> ClipAnalysis:
         device = next(self.net_.parameters()).device
-        clip = torch.from_numpy(np.stack(state.frames)).permute(0, 3, 1, 2)[None]
+        clip = torch.from_numpy(np.stack(state.frames)).permute(0, 3, 1, 2).contiguous()[None]
         clip = clip.float().div_(127.5).sub_(1.0).to(device)
         flows = None
         if self.uses_flow:
-            flows = torch.from_numpy(np.stack(state.flows)).permute(0, 3, 1, 2)[None].to(device)
+            flows = torch.from_numpy(np.stack(state.flows)).permute(0, 3, 1, 2).contiguous()[None].to(device)
         with torch.no_grad():
             return self._analyse(self.net_, clip, flows, self._extra_state())
 

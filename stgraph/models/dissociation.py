@@ -145,13 +145,11 @@ def train_dissociation(model: "DissociationAE", net: DissociationNet, data: Clip
             first, stacked, last = _split(clips.to(device), n)
             out = net(first, stacked)
             r = out["r"].permute(0, 2, 3, 1).reshape(-1, out["r"].shape[1])
-            net.kmeans.centers.requires_grad_(False)
             loss = (_reconstruction_loss(out, first, last)
-                    + lambda_r * net.kmeans.distance(r, alpha).mean())
+                    + lambda_r * net.kmeans.distance(r, alpha, frozen=True).mean())
             opt.zero_grad()
             loss.backward()
             opt.step()
-            net.kmeans.centers.requires_grad_(True)
             cluster = net.kmeans.distance(r.detach(), alpha).mean()
             centre_opt.zero_grad()
             cluster.backward()
@@ -191,8 +189,8 @@ class DissociationAE(ClipAutoencoder):
     format_version = 1
     fitted_attributes = ClipAutoencoder.fitted_attributes + ("lambda_r_", "alpha_")
 
-    def __init__(self, resolution: int = 64, width: int = 8, pretrain_epochs: int = 3,
-                 epochs: int = 3, batch_size: int = 8, lr: float = 4e-4, n_clusters: int = 32,
+    def __init__(self, resolution: int = 64, width: int = 8, pretrain_epochs: int = 5,
+                 epochs: int = 5, batch_size: int = 8, lr: float = 4e-4, n_clusters: int = 32,
                  lambda_r: float | None = None, alpha: float | None = None,
                  flow_cache: str | None = None, seed: int = 0, device: str = "cpu",
                  progress: bool = True) -> None:

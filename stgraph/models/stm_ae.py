@@ -143,8 +143,8 @@ class STMAE(ClipAutoencoder):
     uses_flow = True
     format_version = 1
 
-    def __init__(self, resolution: int = 64, width: int = 8, pretrain_epochs: int = 3,
-                 epochs: int = 6, batch_size: int = 8, lr: float = 4e-4, noise: float = 0.2,
+    def __init__(self, resolution: int = 64, width: int = 8, pretrain_epochs: int = 5,
+                 epochs: int = 10, batch_size: int = 8, lr: float = 4e-4, noise: float = 0.2,
                  n_items: int = 32, top_k: int = 8, lambda_motion: float = 0.6,
                  lambda_memory: float = 0.01, lambda_adv: float = 0.05,
                  adversarial: bool = False, flow_cache: str | None = None, seed: int = 0,

@@ -138,7 +138,7 @@ class MemoryPool(nn.Module):
         nearest items of the L2-normalised query q.
         """
         q = F.normalize(self._queries(z), dim=1)
-        d = torch.cdist(q, F.normalize(self.items, dim=1)).pow(2)
+        d = (2.0 - 2.0 * q @ F.normalize(self.items, dim=1).t()).clamp_min(0.0)  # unit vectors
         two = d.topk(2, dim=1, largest=False).values
         return F.relu(two[:, 0] - two[:, 1] + margin).mean()
 
@@ -183,14 +183,20 @@ class DeepKMeans(nn.Module):
         super().__init__()
         self.centers = nn.Parameter(torch.zeros(n_clusters, dim))
 
+    def squared_distances(self, r: Tensor, frozen: bool = False) -> Tensor:
+        """``||r_m - c_k||^2`` [M, K] of embeddings r [M, D]; ``frozen``: no gradient reaches
+        the centres (the autoencoder step of the alternating optimisation)."""
+        c = self.centers.detach() if frozen else self.centers
+        return ((r[:, None, :] - c[None]).pow(2)).sum(dim=2)
+
     def assignments(self, r: Tensor, alpha: float) -> Tensor:
         """Soft assignments [M, K] of embeddings r [M, D] (each row sums to 1)."""
-        return torch.softmax(-alpha * torch.cdist(r, self.centers), dim=1)
+        return torch.softmax(-alpha * (self.squared_distances(r) + 1e-12).sqrt(), dim=1)
 
-    def distance(self, r: Tensor, alpha: float) -> Tensor:
+    def distance(self, r: Tensor, alpha: float, frozen: bool = False) -> Tensor:
         """Soft distance ``D(r)`` [M] of embeddings r [M, D] (Eq. 10)."""
-        dist = torch.cdist(r, self.centers)
-        return (torch.softmax(-alpha * dist, dim=1) * dist.pow(2)).sum(dim=1)
+        sq = self.squared_distances(r, frozen)
+        return (torch.softmax(-alpha * (sq + 1e-12).sqrt(), dim=1) * sq).sum(dim=1)
 
     def distance_map(self, r: Tensor, alpha: float) -> Tensor:
         """Soft distance of each location of r [B, D, H, W]: [B, H, W]."""
