@@ -175,7 +175,7 @@ class ClipAutoencoder(BaseEstimator):
             index += [(v, t) for t in range(self.n_input, len(arr))]
         if not index:
             raise ValueError(f"{type(self).__name__} needs training videos of at least "
-                             f"{self.n_input + 1} frames")
+                             f"{self.n_input + 1} frames each")
         return ClipData(frames, flows if self.uses_flow else None, np.asarray(index)), total
 
     # ------------------------------------------------------------------ estimator
