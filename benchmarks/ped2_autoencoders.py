@@ -69,6 +69,8 @@ def run(method: str, data: Path, smooth: int, overrides: dict, seed: int) -> dic
     t0 = time.perf_counter()
     model.fit([str(p) for p in train])
     fit_s = time.perf_counter() - t0
+    if hasattr(model, "net_"):  # kept for the node-feature rows (trained once)
+        model.save(REPO / ".cache" / "ped2_autoencoders" / f"{method}_seed{seed}")
     from stgraph.scores import ScoreTable
 
     t0 = time.perf_counter()
@@ -112,8 +114,10 @@ def main() -> None:
     if args.merge:
         parts = {p.stem.split("ped2_autoencoders_", 1)[1]: json.loads(p.read_text())
                  for p in sorted(RESULTS.glob("ped2_autoencoders_*.json"))}
-        atomic_write_text(RESULTS / "ped2_autoencoders.json", json.dumps(parts, indent=2))
-        for name, r in parts.items():
+        merged = {"standalone": {k: v for k, v in parts.items() if k != "dgi"},
+                  "dgi_node_features": parts.get("dgi")}
+        atomic_write_text(RESULTS / "ped2_autoencoders.json", json.dumps(merged, indent=2))
+        for name, r in merged["standalone"].items():
             f = r["frames"]
             print(f"{name:18s} micro raw {f['raw']['micro_auc']:.3f} minmax "
                   f"{f['minmax']['micro_auc']:.3f} minmax+smooth {f['minmax_smooth']['micro_auc']:.3f}"
