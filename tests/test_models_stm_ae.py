@@ -51,7 +51,9 @@ def test_network_shapes_and_psnr():
     assert rec_a.shape == clip.shape and rec_m.shape == flows.shape
     z_a, z_m = net.encode(clip, flows)
     assert z_a.shape == (2, 8, 2, 2) == z_m.shape
-    assert net.predict(z_a, z_m).shape == (2, 3, 16, 16)
+    assert net.predict(z_a, z_m, clip[:, -3:]).shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="last"):
+        net.predict(z_a, z_m)
     same = torch.zeros(1, 3, 4, 4)
     assert psnr(same + 0.1, same).item() == pytest.approx(10 * np.log10(4 / 0.01), rel=1e-5)
 

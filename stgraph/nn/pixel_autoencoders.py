@@ -53,14 +53,17 @@ class STMAENet(nn.Module):
         n_items: memory items per pool N (paper: 32).
         top_k: items written per query k (paper: 8).
         seed: seed of the memory items' initialisation.
+        residual: the decoder predicts the change from the last input frame (``last +
+            2 tanh(out)``) instead of the frame itself (``tanh(out)``, the paper).
 
     Shapes: ``clip`` [B, 3n, H, W] in [-1, 1]; ``flows`` [B, 2n, H, W] (scaled DIS flow);
-    latents ``z_a``, ``z_m`` [B, C, H/8, W/8]; the prediction [B, 3, H, W] in [-1, 1].
+    latents ``z_a``, ``z_m`` [B, C, H/8, W/8]; the prediction [B, 3, H, W].
     """
 
     def __init__(self, n_input: int = 4, width: int = 16, n_items: int = 32, top_k: int = 8,
-                 seed: int = 0) -> None:
+                 seed: int = 0, residual: bool = True) -> None:
         super().__init__()
+        self.residual = residual
         c = 4 * width
         self.latent_channels = c
         self.app_encoder = _encoder(3 * n_input, width)
@@ -69,7 +72,7 @@ class STMAENet(nn.Module):
         self.mot_decoder = _decoder(c, width, 2 * n_input, 6)
         self.spatial_memory = MemoryPool(n_items, c, top_k, seed)
         self.temporal_memory = MemoryPool(n_items, c, top_k, seed + 1)
-        self.frame_decoder = nn.Sequential(_decoder(4 * c, width, 3, 5), nn.Tanh())
+        self.frame_decoder = _decoder(4 * c, width, 3, 5)
 
     def reconstruct(self, noisy_clip: Tensor, flows: Tensor) -> tuple[Tensor, Tensor]:
         """Pre-training outputs: the denoised clip [B, 3n, H, W] and the flows [B, 2n, H, W]."""
@@ -80,11 +83,17 @@ class STMAENet(nn.Module):
         """Latents ``(z_a, z_m)``, each [B, C, H/8, W/8]."""
         return self.app_encoder(clip), self.mot_encoder(flows)
 
-    def predict(self, z_a: Tensor, z_m: Tensor) -> Tensor:
-        """Future frame [B, 3, H, W] from the latents and what the memories read back for them."""
+    def predict(self, z_a: Tensor, z_m: Tensor, last: Tensor | None = None) -> Tensor:
+        """Future frame [B, 3, H, W] from the latents and what the memories read back for them
+        (``last`` [B, 3, H, W], the last input frame, is required when ``residual``)."""
         fused = torch.cat([z_a, self.spatial_memory.read(z_a), z_m,
                            self.temporal_memory.read(z_m)], dim=1)
-        return self.frame_decoder(fused)
+        out = self.frame_decoder(fused)
+        if not self.residual:
+            return torch.tanh(out)
+        if last is None:
+            raise ValueError("a residual STMAENet predicts from the last input frame: pass last")
+        return last + 2.0 * torch.tanh(out)
 
 
 class DissociationNet(nn.Module):
