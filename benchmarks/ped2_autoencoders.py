@@ -141,6 +141,14 @@ def main() -> None:
                                  if k != "dgi" and not k.startswith("avenue_")},
                   "avenue": {k[7:]: v for k, v in parts.items() if k.startswith("avenue_")},
                   "dgi_node_features": parts.get("dgi")}
+        seeds: dict[str, list] = {}
+        for name, r in merged["standalone"].items():
+            seeds.setdefault(name.split("_seed")[0], []).append(r["frames"])
+        merged["seed_means"] = {
+            name: {"seeds": len(runs), **{proto: {m: float(np.mean([r[proto][m] for r in runs]))
+                                                  for m in ("micro_auc", "macro_auc", "eer")}
+                                          for proto in runs[0]}}
+            for name, runs in seeds.items()}
         atomic_write_text(RESULTS / "ped2_autoencoders.json", json.dumps(merged, indent=2))
         for name, r in [*merged["standalone"].items(),
                         *((f"avenue {k}", v) for k, v in merged["avenue"].items())]:
@@ -153,6 +161,7 @@ def main() -> None:
     overrides = dict((k, _value(v)) for k, v in (s.split("=", 1) for s in args.set))
     result = run(args.method, args.data, args.smooth, overrides, args.seed, args.dataset)
     tag = ("" if args.dataset == "ped2" else f"{args.dataset}_") + args.method + ("" if not overrides else "_" + "_".join(f"{k}{v}" for k, v in overrides.items()))
+    tag += f"_seed{args.seed}" if args.seed else ""
     atomic_write_text(RESULTS / f"ped2_autoencoders_{tag}.json", json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "params"}, indent=2))
 
