@@ -77,10 +77,17 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.3)
     parser.add_argument("--smooth", type=int, default=9)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only the first N training and test videos (smoke runs)")
+    parser.add_argument("--epochs", type=int, default=Settings.epochs)
+    parser.add_argument("--out", type=Path,
+                        default=REPO / "benchmarks" / "results" / "ped2_autoencoders_dgi.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = args.data / "ucsd_ped2"
     dataset = load_video_folder(root, fps=PED2_FPS)
+    if args.limit:
+        dataset.train, dataset.test = dataset.train[:args.limit], dataset.test[:args.limit]
     labels = {item.name: item.labels for item in dataset.test}
     detector = YoloxOnnxDetector(str((args.data / "models" / "yolox_nano.onnx").resolve()),
                                  conf_threshold=0.05, num_threads=1)
@@ -91,11 +98,13 @@ def main() -> None:
     train_x, test_x = (extract_split(pipe, items, cache) for items in (dataset.train, dataset.test))
     print(f"detections: {time.perf_counter() - t0:.1f} s ({train_x.cached + test_x.cached} "
           "videos from the cache)", flush=True)
-    train = select(train_x.videos, args.conf)
-    test = select(test_x.videos, args.conf)
+    splits = {"train": select(train_x.videos, args.conf), "test": select(test_x.videos, args.conf)}
+    items = {"train": dataset.train, "test": dataset.test}
     views = {"geometry+class": view_of(("geometry", "class")), "roi": view_of(("roi",))}
-    columns: dict[str, dict[str, list[np.ndarray]]] = {
-        name: {v: [view(d.features) for d in frames] for v, frames in {**train, **test}.items()}
+    # columns[feature set][split][video] = per-frame feature arrays (train and test names overlap)
+    columns: dict[str, dict[str, dict[str, list[np.ndarray]]]] = {
+        name: {split: {v: [view(d.features) for d in frames] for v, frames in videos.items()}
+               for split, videos in splits.items()}
         for name, view in views.items()}
     producer_info = {}
     for method, producer_cls in PRODUCERS.items():
@@ -105,35 +114,37 @@ def main() -> None:
             continue
         producer = producer_cls.from_model(load_model(directory))
         t0 = time.perf_counter()
-        feats = {}
-        for item in [*dataset.train, *dataset.test]:
-            dets = {**train, **test}[item.name]
-            feats[item.name] = [d.features for d in
-                                annotate_features(producer, item.source(), dets, progress=False)]
+        columns[method] = {split: {} for split in splits}
+        for split, videos in splits.items():
+            for item in items[split]:
+                annotated = annotate_features(producer, item.source(), videos[item.name],
+                                              progress=False)
+                columns[method][split][item.name] = [d.features for d in annotated]
         producer_info[method] = {"dim": producer.dim,
                                  "extract_seconds": round(time.perf_counter() - t0, 1)}
-        columns[method] = feats
         print(f"{method} features: {producer_info[method]}", flush=True)
-    settings = Settings(seed=args.seed)
+    settings = Settings(seed=args.seed, epochs=args.epochs)
     rows = {}
     combos = [("geometry+class",), ("roi",)]
     for method in producer_info:
         combos += [(method,), (method, "geometry+class"), (method, "roi")]
     for combo in combos:
         name = " + ".join(combo)
-        cat = {v: [np.concatenate([columns[c][v][t] for c in combo], axis=1)
-                   for t in range(len(frames))] for v, frames in {**train, **test}.items()}
-        rows[name] = evaluate(with_features(train, cat), with_features(test, cat), labels,
-                              settings, args.smooth)
-        rows[name]["dim"] = int(next(f for fs in cat.values() for f in fs if len(f)).shape[1])
+        views_of = {split: with_features(videos, {
+            v: [np.concatenate([columns[c][split][v][t] for c in combo], axis=1)
+                for t in range(len(frames))] for v, frames in videos.items()})
+            for split, videos in splits.items()}
+        rows[name] = evaluate(views_of["train"], views_of["test"], labels, settings, args.smooth)
+        rows[name]["dim"] = int(sum(columns[c]["train"][next(iter(splits["train"]))][0].shape[1]
+                                    for c in combo))
         print(f"{name:32s} {rows[name]}", flush=True)
+    train, test = splits["train"], splits["test"]
     result = {"settings": {**settings.as_dict(), "conf": args.conf, "smooth": args.smooth},
               "producers": producer_info, "rows": rows,
               "objects": {"train": sum(len(d) for f in train.values() for d in f),
                           "test": sum(len(d) for f in test.values() for d in f)},
               "machine": "2-core CPU, 1 core pinned (/work/bin/heavy)"}
-    atomic_write_text(REPO / "benchmarks" / "results" / "ped2_autoencoders_dgi.json",
-                      json.dumps(result, indent=2))
+    atomic_write_text(args.out, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
