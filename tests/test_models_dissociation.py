@@ -51,7 +51,7 @@ def test_deep_kmeans_soft_assignments_sum_to_one():
 
 def test_kmeans_and_alpha_rule():
     g = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.randn(50, 2) * 0.1 + torch.tensor(c, dtype=torch.float32) for c in ([0, 0], [5, 5], [0, 5])])
+    x = torch.cat([torch.randn(50, 2, generator=g) * 0.1 + torch.tensor(c, dtype=torch.float32) for c in ([0, 0], [5, 5], [0, 5])])
     centres = kmeans(x, 3, g)
     assert torch.cdist(centres, torch.tensor([[0., 0.], [5., 5.], [0., 5.]])).min(dim=0).values.max() < 0.5
     alpha = choose_alpha(torch.cdist(x, centres), target=0.5)
