@@ -81,14 +81,16 @@ def make_detector(name: str, weights: str | None = None, classes: Sequence[str] 
 
 
 #: Feature groups by CLI name (``--features geometry+class``), in the order they are concatenated.
-FEATURE_GROUPS = ("geometry", "class", "roi")
+FEATURE_GROUPS = ("geometry", "class", "roi", "stm_ae", "dissociation")
 
 
 def make_features(name: str, backbone: str | None = None) -> Any:
     """Feature producer by CLI name: ``+``-joined groups of ``geometry`` (box position, size,
-    velocity), ``class`` (detector class one-hot x score) and ``roi`` (MobileNetV2 RoIAlign);
-    ``both`` is the older spelling of ``geometry+roi``."""
+    velocity), ``class`` (detector class one-hot x score), ``roi`` (MobileNetV2 RoIAlign) and
+    the learned autoencoder features ``stm_ae`` / ``dissociation`` (fitted on the training
+    videos); ``both`` is the older spelling of ``geometry+roi``."""
     from stgraph.features import ClassFeatures, ConcatFeatures, GeometryFeatures, RoIAlignFeatures
+    from stgraph.features.autoencoder import DissociationFeatures, STMAEFeatures
 
     groups = ["geometry", "roi"] if name == "both" else name.split("+")
     unknown = [g for g in groups if g not in FEATURE_GROUPS]
@@ -96,7 +98,8 @@ def make_features(name: str, backbone: str | None = None) -> Any:
         raise ValueError(f"unknown features {name!r}; join groups of {', '.join(FEATURE_GROUPS)} "
                          "with '+', e.g. geometry+class")
     make = {"geometry": GeometryFeatures, "class": ClassFeatures,
-            "roi": lambda: RoIAlignFeatures(weights=backbone)}
+            "roi": lambda: RoIAlignFeatures(weights=backbone), "stm_ae": STMAEFeatures,
+            "dissociation": DissociationFeatures}
     producers = [make[g]() for g in groups]
     return producers[0] if len(producers) == 1 else ConcatFeatures(producers)
 

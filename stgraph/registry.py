@@ -53,6 +53,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "RoIAlignFeatures": "stgraph.features.roi:RoIAlignFeatures",
         "ConcatFeatures": "stgraph.features.base:ConcatFeatures",
         "SnippetExtractor": "stgraph.features.snippets:SnippetExtractor",
+        "STMAEFeatures": "stgraph.features.autoencoder:STMAEFeatures",
+        "DissociationFeatures": "stgraph.features.autoencoder:DissociationFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -62,6 +64,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "frame_difference": "stgraph.models.frame_difference:FrameDifference",
         "mil_linear": "stgraph.models.ssrl:LinearMIL",
         "ssrl": "stgraph.models.ssrl:SSRL",
+        "stm_ae": "stgraph.models.stm_ae:STMAE",
+        "dissociation": "stgraph.models.dissociation:DissociationAE",
     },
 }
 
