@@ -59,6 +59,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "model": {
         "anograph": "stgraph.models.anograph:AnoGraph",
         "frame_difference": "stgraph.models.frame_difference:FrameDifference",
+        "strl": "stgraph.models.strl:STRL",
     },
 }
 
