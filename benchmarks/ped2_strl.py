@@ -91,7 +91,7 @@ def evaluate(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> di
 
 def run(args: argparse.Namespace) -> dict:
     labels_npz = np.load(DATA / "ground_truth" / "frame_labels.npz")
-    train, test = videos("training"), videos("testing")
+    train, test = videos("training")[:args.videos], videos("testing")[:args.videos]
     labels = {p.name: labels_npz[p.name] for p in test}
     params = {"seed": args.seed, "progress": False}
     for name in ("epochs", "resolution", "train_stride", "lr", "width"):
@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--train-stride", dest="train_stride", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--videos", type=int, default=None,
+                        help="use only the first N training and test videos (smoke test)")
     parser.add_argument("--save", default=None, help="save the trained model to this directory")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()

@@ -16,7 +16,7 @@ Training (``fit``): ``L = L_ae + λ_rl L_rl`` (Eq. 10) with the paper's ``λ_grd
 frame) and one random-order clip (the clip's frames shuffled), masked by the same regions.
 Adam with a cosine-decayed learning rate; the paper's recipe (1,000 epochs at 256², lr 1e-5)
 does not fit a CPU budget, so the defaults are 128², lr 2e-3, 4 epochs over half the clips
-each (``train_stride=2``), stop-gradient on the negatives' encoder passes.
+each (``train_stride=2``).
 
 Scoring (Eq. 11-12), per scored frame::
 
@@ -138,9 +138,6 @@ class STRL(BaseEstimator):
         max_skip: the random-speed negatives skip 1..``max_skip`` frames (paper: 4).
         train_stride: train on every ``train_stride``-th clip (in a random order) per epoch
             (1 = all); the offset changes each epoch, so all clips are seen over the epochs.
-        negative_grad: back-propagate the relation loss through the encoder passes of the
-            negative clips too (False: stop-gradient there, which saves their backward pass;
-            the positive clip's embedding and the relation module are trained either way).
         region_size: working size of the motion-region detector (the paper's 256).
         region_rows: add one object row per moving region when no detections are given.
         map_stride: pixel maps are block-averaged over ``map_stride`` model pixels.
@@ -163,7 +160,7 @@ class STRL(BaseEstimator):
     def __init__(self, resolution: int = 128, clip_length: int = 4, width: int = 14,
                  gray: bool = True, epochs: int = 4, lr: float = 2e-3, batch_size: int = 8,
                  lambda_grd: float = 1.0, lambda_mot: float = 1.0, lambda_rl: float = 0.5,
-                 max_skip: int = 4, train_stride: int = 2, negative_grad: bool = False,
+                 max_skip: int = 4, train_stride: int = 2,
                  region_size: int = 256,
                  region_rows: bool = True, map_stride: int = 4, seed: int = 0,
                  device: str = "cpu", progress: bool = True) -> None:
@@ -179,7 +176,6 @@ class STRL(BaseEstimator):
         self.lambda_rl = lambda_rl
         self.max_skip = max_skip
         self.train_stride = train_stride
-        self.negative_grad = negative_grad
         self.region_size = region_size
         self.region_rows = region_rows
         self.map_stride = map_stride
@@ -306,22 +302,18 @@ class STRL(BaseEstimator):
             obj_masks.extend(m)
             obj_batch.extend([b] * len(m))
         n = len(batch)
-        clips = torch.stack(pos).to(device)
+        # one encoder pass over positives and negatives: they share the batch statistics
+        clips = torch.stack(pos + speed + shuffled).to(device)
         maps = net.stae.encode(clips)
-        out = net.stae.decode(clips, maps)
+        out = net.stae.decode(clips[:n], tuple(x[:n] for x in maps))
         app, mot = stae_loss(out, torch.stack(targets).to(device), float(self.lambda_grd))
         l_ae = app + float(self.lambda_mot) * mot
         if not obj_masks:
             return l_ae, torch.zeros((), device=device)
         m = torch.from_numpy(np.stack(obj_masks)).to(device)
         idx = torch.as_tensor(obj_batch, device=device)
-        if self.negative_grad:
-            negatives = net.stae.encode(torch.stack(speed + shuffled).to(device))[3]
-        else:  # stop-gradient on the negatives: their encoder pass needs no backward (faster)
-            with torch.no_grad():
-                negatives = net.stae.encode(torch.stack(speed + shuffled).to(device))[3]
-        gamma = net.relation.gamma(maps[3])
-        embedding = torch.cat([maps[3], negatives])
+        embedding = maps[3]
+        gamma = net.relation.gamma(embedding[:n])
         psi = [net.relation.psi(gamma, masked_average(embedding, m, idx + offset * n), idx)
                for offset in range(3)]
         return l_ae, relation_loss(psi[0], psi[1:], m)
