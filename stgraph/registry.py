@@ -52,6 +52,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ClassFeatures": "stgraph.features.classes:ClassFeatures",
         "RoIAlignFeatures": "stgraph.features.roi:RoIAlignFeatures",
         "ConcatFeatures": "stgraph.features.base:ConcatFeatures",
+        "STAEFeatures": "stgraph.features.stae:STAEFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",

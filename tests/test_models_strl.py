@@ -148,3 +148,25 @@ def test_relation_maps_for_the_knowledge_graph(trained: STRL):
     assert maps["class_names"] == ["moving"] * n
     with pytest.raises(ValueError, match="scored frame"):
         trained.relation_maps(video, frame=1)
+
+
+def test_stae_features_pool_the_encoder_per_box():
+    from detectors.base import Detections
+    from stgraph.features.stae import STAEFeatures
+    from stgraph.registry import lookup
+
+    assert lookup("features", "STAEFeatures") is STAEFeatures
+    rng = np.random.default_rng(0)
+    producer = STAEFeatures(resolution=32, clip_length=3, width=4, epochs=1, progress=False)
+    producer.fit([_video(rng, 1)])
+    video = _video(rng, 1)
+    dets = Detections(np.array([[0, 0, 20, 20], [20, 20, 48, 48]], np.float32),
+                      np.ones(2, np.float32), np.zeros(2, np.int64), frame_index=0,
+                      image_size=(48, 48))
+    features = producer.extract(video[0], dets)
+    assert features.shape == (2, producer.dim) == (2, 16) and features.dtype == np.float32
+    restored = STAEFeatures(resolution=32, clip_length=3, width=4, epochs=1)
+    restored.restore(producer.fitted_state())
+    producer.reset()
+    np.testing.assert_allclose(restored.extract(video[0], dets), producer.extract(video[0], dets),
+                               rtol=1e-5, atol=1e-6)
