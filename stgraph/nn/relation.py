@@ -98,14 +98,18 @@ class RelationModule(nn.Module):
         return self.fuse(torch.cat([scene, r], 1))
 
     @staticmethod
+    def logits(gamma: Tensor, objects: Tensor, batch_index: Tensor) -> Tensor:
+        """Pre-sigmoid plausibility ``Γ·e_o / sqrt(d)`` [n, h, w] (``psi = sigmoid(logits)``)."""
+        return (gamma[batch_index] * objects[:, :, None, None]).sum(1) / gamma.shape[1] ** 0.5
+
+    @staticmethod
     def psi(gamma: Tensor, objects: Tensor, batch_index: Tensor) -> Tensor:
         """Plausibility maps ψ [n, h, w] in (0, 1) of objects [n, d] in scenes ``gamma[batch_index]``.
 
         The dot product is scaled by ``1/sqrt(d)`` (so that the sigmoid does not saturate at
         initialisation; a constant factor the learned layers can absorb).
         """
-        logits = (gamma[batch_index] * objects[:, :, None, None]).sum(1)
-        return torch.sigmoid(logits / gamma.shape[1] ** 0.5)
+        return torch.sigmoid(RelationModule.logits(gamma, objects, batch_index))
 
     def forward(self, scene: Tensor, objects: Tensor, batch_index: Tensor) -> Tensor:
         """ψ maps [n, h, w] of objects [n, d] in scene maps [B, d, h, w] (Eq. 8)."""
