@@ -54,11 +54,11 @@ def main() -> None:
     maps = model.relation_maps(str(DATA / "testing" / "frames" / args.video), args.frame, gt)
     data = scene_graph(maps)
     title = (f"Ped2 test {args.video}, frame {args.frame}: object -> scene-cell relations "
-             f"(ψ, red = implausible)")
+             f"(ψ, log colour scale: red <= 1e-4, green = 1)")
     plot_triples(data, maps["image"], RESULTS / "ped2_strl_triples.png", title=title)
     plot_relation_map(maps["relation"], maps["image"], RESULTS / "ped2_strl_relation_map.png")
     objects = [{"object": i, "class_name": name, "box": [round(float(v), 1) for v in b],
-                "mean_psi": round(float(p), 4)}
+                "mean_psi": float(f"{p:.3g}")}
                for i, (name, b, p) in enumerate(zip(data["object"].class_name,
                                                     data["object"].box.tolist(),
                                                     data["object"].psi.tolist()))]

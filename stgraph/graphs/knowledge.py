@@ -115,7 +115,7 @@ def frame_triples(data: HeteroData, threshold: float = 0.5, region_only: bool = 
     names = data["object"].class_name
     rows, cols = data["scene_cell"].row.numpy(), data["scene_cell"].col.numpy()
     out = [(f"object {int(i)} ({names[int(i)]})", PLAUSIBLE if p >= threshold else IMPLAUSIBLE,
-            f"cell ({int(rows[j])}, {int(cols[j])})", round(float(p), 4))
+            f"cell ({int(rows[j])}, {int(cols[j])})", float(f"{p:.3g}"))
            for i, j, p in zip(src[keep], dst[keep], psi[keep])]
     return sorted(out, key=lambda t: t[3])
 
@@ -149,11 +149,11 @@ def plot_triples(data: HeteroData, image: np.ndarray, path: str | Path | None = 
     """Draw the in-region triples over the frame with networkx; returns the Figure.
 
     Objects are drawn at their box centres (boxes outlined, labelled with mean ψ), scene cells
-    at their centres; each edge object -> cell is coloured by ψ (red = implausible, green =
-    plausible, ``threshold`` in the middle of the colour map).
+    at their centres; each edge object -> cell is coloured by ψ on a log scale (red: ψ <= 1e-4,
+    yellow: ψ = 1e-2, green: ψ = 1; a trained model's ψ spans decades, see
+    :mod:`stgraph.models.strl`). ``threshold`` is unused in the colours (kept for the API).
     """
     import networkx as nx
-    from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -170,24 +170,26 @@ def plot_triples(data: HeteroData, image: np.ndarray, path: str | Path | None = 
     fig = Figure(figsize=(8, 8 * image.shape[0] / image.shape[1] + 0.6))
     ax = fig.add_subplot()
     ax.imshow(image[..., ::-1] if image.ndim == 3 else image, cmap="gray")
-    norm = TwoSlopeNorm(vcenter=threshold, vmin=0.0, vmax=1.0)
+    def norm(p: float) -> float:
+        return float(np.clip(np.log10(max(p, 1e-12)) / 4 + 1, 0.0, 1.0))
+
     cells = [n for n in g.nodes if n[0] == "scene_cell" and g.in_degree(n)]
     objects = [n for n in g.nodes if n[0] == "object"]
     edges = list(g.edges(data=True))
     nx.draw_networkx_edges(g, pos, ax=ax, edgelist=[(u, v) for u, v, _ in edges],
-                           edge_color=[d["psi"] for _, _, d in edges], edge_cmap=_cmap(),
+                           edge_color=[norm(d["psi"]) for _, _, d in edges], edge_cmap=_cmap(),
                            edge_vmin=0.0, edge_vmax=1.0, width=1.2, arrows=False, alpha=0.8)
     nx.draw_networkx_nodes(g, pos, ax=ax, nodelist=cells, node_size=14, node_color="white",
                            edgecolors="black", linewidths=0.5)
     nx.draw_networkx_nodes(g, pos, ax=ax, nodelist=objects, node_size=90,
-                           node_color=[g.nodes[n]["psi"] for n in objects], cmap=_cmap(),
+                           node_color=[norm(g.nodes[n]["psi"]) for n in objects], cmap=_cmap(),
                            vmin=0.0, vmax=1.0, edgecolors="black")
     for n in objects:
         x1, y1, x2, y2 = g.nodes[n]["box"]
         p = g.nodes[n]["psi"]
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.5,
                                color=_cmap()(norm(p))))
-        ax.text(x1, y1 - 2, f"{n[1]}: ψ={p:.2f}", color="yellow", fontsize=8,
+        ax.text(x1, y1 - 2, f"{n[1]}: ψ={p:.1g}", color="yellow", fontsize=8,
                 va="bottom", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})
     ax.set_xlim(0, image.shape[1])
     ax.set_ylim(image.shape[0], 0)
