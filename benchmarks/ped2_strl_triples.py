@@ -54,7 +54,7 @@ def main() -> None:
     maps = model.relation_maps(str(DATA / "testing" / "frames" / args.video), args.frame, gt)
     data = scene_graph(maps)
     title = (f"Ped2 test {args.video}, frame {args.frame}: object -> scene-cell relations "
-             f"(ψ, log colour scale: red <= 1e-4, green = 1)")
+             f"(ψ, red = implausible)")
     plot_triples(data, maps["image"], RESULTS / "ped2_strl_triples.png", title=title)
     plot_relation_map(maps["relation"], maps["image"], RESULTS / "ped2_strl_relation_map.png")
     objects = [{"object": i, "class_name": name, "box": [round(float(v), 1) for v in b],

@@ -149,9 +149,9 @@ def plot_triples(data: HeteroData, image: np.ndarray, path: str | Path | None = 
     """Draw the in-region triples over the frame with networkx; returns the Figure.
 
     Objects are drawn at their box centres (boxes outlined, labelled with mean ψ), scene cells
-    at their centres; each edge object -> cell is coloured by ψ on a log scale (red: ψ <= 1e-4,
-    yellow: ψ = 1e-2, green: ψ = 1; a trained model's ψ spans decades, see
-    :mod:`stgraph.models.strl`). ``threshold`` is unused in the colours (kept for the API).
+    at their centres; each edge object -> cell is coloured by log10 ψ scaled to the frame's range
+    (red = the frame's least plausible, green = its most plausible; a trained model's ψ spans
+    decades, see :mod:`stgraph.models.strl`). ``threshold`` is unused in the colours.
     """
     import networkx as nx
     from matplotlib.figure import Figure
@@ -170,8 +170,11 @@ def plot_triples(data: HeteroData, image: np.ndarray, path: str | Path | None = 
     fig = Figure(figsize=(8, 8 * image.shape[0] / image.shape[1] + 0.6))
     ax = fig.add_subplot()
     ax.imshow(image[..., ::-1] if image.ndim == 3 else image, cmap="gray")
-    def norm(p: float) -> float:
-        return float(np.clip(np.log10(max(p, 1e-12)) / 4 + 1, 0.0, 1.0))
+    logs = np.log10(np.maximum([d["psi"] for _, _, d in g.edges(data=True)] or [1.0], 1e-30))
+    lo, hi = float(logs.min()), float(max(logs.max(), logs.min() + 1e-6))
+
+    def norm(p: float) -> float:  # log10 ψ scaled to the frame's range
+        return float(np.clip((np.log10(max(p, 1e-30)) - lo) / (hi - lo), 0.0, 1.0))
 
     cells = [n for n in g.nodes if n[0] == "scene_cell" and g.in_degree(n)]
     objects = [n for n in g.nodes if n[0] == "object"]
@@ -194,7 +197,8 @@ def plot_triples(data: HeteroData, image: np.ndarray, path: str | Path | None = 
     ax.set_xlim(0, image.shape[1])
     ax.set_ylim(image.shape[0], 0)
     ax.set_axis_off()
-    ax.set_title(title or "object -> scene cell relations (edge colour: ψ, red = implausible)")
+    ax.set_title((title or "object -> scene cell relations") + f"\nedge colour: log10 ψ from "
+                 f"{lo:.1f} (red) to {hi:.1f} (green)")
     if path is not None:
         save_figure(fig, path)
     return fig
