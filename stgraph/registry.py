@@ -55,6 +55,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "SnippetExtractor": "stgraph.features.snippets:SnippetExtractor",
         "STMAEFeatures": "stgraph.features.autoencoder:STMAEFeatures",
         "DissociationFeatures": "stgraph.features.autoencoder:DissociationFeatures",
+        "STAEFeatures": "stgraph.features.stae:STAEFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -66,6 +67,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ssrl": "stgraph.models.ssrl:SSRL",
         "stm_ae": "stgraph.models.stm_ae:STMAE",
         "dissociation": "stgraph.models.dissociation:DissociationAE",
+        "strl": "stgraph.models.strl:STRL",
     },
 }
 
