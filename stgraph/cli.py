@@ -44,11 +44,17 @@ def _setup_env() -> None:
 # ---------------------------------------------------------------------------- factories
 def make_detector(name: str, weights: str | None = None, classes: Sequence[str] | None = None,
                   conf: float | None = None) -> Any:
-    """Detector by CLI name: ``motion`` (no weights), ``yolox`` (ONNX file), ``ultralytics`` (.pt/.yaml),
-    ``torchvision`` (Faster R-CNN state_dict, optional), ``none`` (no detector: frame-level
-    methods)."""
+    """Detector by CLI name: ``motion`` (no weights), ``yolox`` (ONNX file), ``yolox+motion``
+    (YOLOX boxes plus the moving regions no YOLOX box covers, :class:`detectors.composite.
+    CompositeDetector`), ``ultralytics`` (.pt/.yaml), ``torchvision`` (Faster R-CNN state_dict,
+    optional), ``none`` (no detector: frame-level methods)."""
     if name == "none":
         return None
+    if name == "yolox+motion":
+        from detectors.composite import CompositeDetector
+        from detectors.motion import MotionRegionDetector
+        return CompositeDetector([make_detector("yolox", weights, classes, conf),
+                                  MotionRegionDetector()])
     if conf is not None and not (isinstance(conf, (int, float)) and 0 < conf <= 1):
         raise ValueError(f"--conf must be a confidence in (0, 1], got {conf}")
     if name == "motion":
@@ -75,14 +81,17 @@ def make_detector(name: str, weights: str | None = None, classes: Sequence[str] 
 
 
 #: Feature groups by CLI name (``--features geometry+class``), in the order they are concatenated.
-FEATURE_GROUPS = ("geometry", "class", "roi")
+FEATURE_GROUPS = ("geometry", "class", "roi", "flow", "track")
 
 
 def make_features(name: str, backbone: str | None = None) -> Any:
     """Feature producer by CLI name: ``+``-joined groups of ``geometry`` (box position, size,
-    velocity), ``class`` (detector class one-hot x score) and ``roi`` (MobileNetV2 RoIAlign);
-    ``both`` is the older spelling of ``geometry+roi``."""
+    velocity), ``class`` (detector class one-hot x score), ``roi`` (MobileNetV2 RoIAlign),
+    ``flow`` (optical-flow speed and direction in the box) and ``track`` (velocity and
+    acceleration along IoU tracks); ``both`` is the older spelling of ``geometry+roi``."""
     from stgraph.features import ClassFeatures, ConcatFeatures, GeometryFeatures, RoIAlignFeatures
+    from stgraph.features.motion import FlowFeatures
+    from stgraph.features.tracks import TrackFeatures
 
     groups = ["geometry", "roi"] if name == "both" else name.split("+")
     unknown = [g for g in groups if g not in FEATURE_GROUPS]
@@ -90,7 +99,8 @@ def make_features(name: str, backbone: str | None = None) -> Any:
         raise ValueError(f"unknown features {name!r}; join groups of {', '.join(FEATURE_GROUPS)} "
                          "with '+', e.g. geometry+class")
     make = {"geometry": GeometryFeatures, "class": ClassFeatures,
-            "roi": lambda: RoIAlignFeatures(weights=backbone)}
+            "roi": lambda: RoIAlignFeatures(weights=backbone), "flow": FlowFeatures,
+            "track": TrackFeatures}
     producers = [make[g]() for g in groups]
     return producers[0] if len(producers) == 1 else ConcatFeatures(producers)
 
@@ -147,7 +157,8 @@ def read_labels(path: str | Path) -> dict[str, Any]:
 
 def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> None:
     ap.add_argument("--detector", default=default,
-                    choices=["none", "motion", "yolox", "ultralytics", "torchvision"],
+                    choices=["none", "motion", "yolox", "yolox+motion", "ultralytics",
+                             "torchvision"],
                     help="object detector; 'none' for frame-level methods")
     ap.add_argument("--weights", help="detector weights file (YOLOX .onnx, ultralytics .pt/.yaml, ...)")
     ap.add_argument("--classes", nargs="*", default=None,
@@ -155,8 +166,8 @@ def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> N
     ap.add_argument("--conf", type=float, default=None, help="detector confidence threshold")
     ap.add_argument("--features", default=None,
                     help="node features for object-level methods: '+'-joined groups of "
-                         "geometry, class, roi (default geometry+class, the best on UCSD Ped2, "
-                         "see the README)")
+                         "geometry, class, roi, flow, track (default geometry+class, the best "
+                         "for anograph on UCSD Ped2, see the README)")
     ap.add_argument("--backbone", help="MobileNetV2 weights for RoI features (random init if omitted)")
     ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")
     ap.add_argument("--stride", type=_positive_int, default=1, help="use every N-th frame")
@@ -344,7 +355,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ValueError(f"method {args.method} learns from video-level labels: give --labels "
                          "FILE (CSV 'video,label' or JSON {video: 0 or 1})")
     detector = _detector_from(args)
-    pipe = Pipeline(detector, _features_from(args, model), model,
+    features = _features_from(args, model)
+    if "groups" in params or not hasattr(model, "groups"):
+        pass
+    elif hasattr(features, "producers"):  # evidence fusion: one group per feature producer
+        model.groups = [p.dim for p in features.producers]
+    pipe = Pipeline(detector, features, model,
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
     pipe.check_components()

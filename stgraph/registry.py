@@ -46,12 +46,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         "UltralyticsDetector": "detectors.ultralytics_yolo:UltralyticsDetector",
         "TorchvisionDetector": "detectors.torchvision_rcnn:TorchvisionDetector",
         "Detectron2Detector": "detectors.detectron2_rcnn:Detectron2Detector",
+        "CompositeDetector": "detectors.composite:CompositeDetector",
     },
     "features": {
         "GeometryFeatures": "stgraph.features.geometry:GeometryFeatures",
         "ClassFeatures": "stgraph.features.classes:ClassFeatures",
         "RoIAlignFeatures": "stgraph.features.roi:RoIAlignFeatures",
         "ConcatFeatures": "stgraph.features.base:ConcatFeatures",
+        "FlowFeatures": "stgraph.features.motion:FlowFeatures",
+        "TrackFeatures": "stgraph.features.tracks:TrackFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -59,6 +62,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "model": {
         "anograph": "stgraph.models.anograph:AnoGraph",
         "frame_difference": "stgraph.models.frame_difference:FrameDifference",
+        "evidence": "stgraph.models.evidence:EvidenceFusion",
     },
 }
 
