@@ -93,7 +93,8 @@ def box_flow_features(flow: np.ndarray, boxes: np.ndarray, image_size: tuple[int
     scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
     heights = np.maximum(scaled[:, 3] - scaled[:, 1], 1.0).astype(np.float64)  # flow pixels
     magnitude = np.hypot(flow[..., 0], flow[..., 1])
-    angle = np.mod(np.arctan2(flow[..., 1], flow[..., 0]), 2 * np.pi)
+    # bin k is centred on the angle 2 pi k / bins (bin 0: rightwards, image y grows downwards)
+    angle = np.mod(np.arctan2(flow[..., 1], flow[..., 0]) + np.pi / bins, 2 * np.pi)
     orient = np.minimum((angle * (bins / (2 * np.pi))).astype(np.int64), bins - 1)
     # maps: |flow|, dx, dy, then |flow| per orientation bin
     maps = np.zeros((fh, fw, 3 + bins), np.float32)
