@@ -37,6 +37,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,17 +70,14 @@ from stgraph.pipeline import settings_of  # noqa: E402
 from stgraph.region_metrics import GroundTruthRegions, rbdc_tbdc  # noqa: E402
 from stgraph.scores import ScoreTable, smooth_and_normalize  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data"
+#: ``../shared/data`` of the checkout (or of the checkout's parent, for a git worktree).
+DATA = next((p / "shared" / "data" for p in (REPO.parent, REPO.parent.parent)
+             if (p / "shared" / "data").is_dir()), REPO.parent / "shared" / "data")
 OUT = REPO / "benchmarks" / "results" / "accuracy.json"
 CACHE = REPO / ".cache" / "accuracy"
 PAPER_SMOOTH = 15
 #: Feature groups of every view, in column order: name -> width.
 GROUPS = {"geometry": 8, "class": 81, "flow": 16, "track": 5}
-
-
-def _slices() -> dict[str, slice]:
-    edges = np.cumsum([0, *GROUPS.values()])
-    return {name: slice(int(a), int(b)) for name, a, b in zip(GROUPS, edges[:-1], edges[1:])}
 
 
 # ---------------------------------------------------------------------------- extraction
@@ -136,10 +134,20 @@ def with_all_features(dets: Sequence[Detections], flow: np.ndarray) -> list[Dete
     return out
 
 
+#: Column subsets of the [N, 110] features an evidence group can take (absolute indices).
+SUBSETS = {"geometry": list(range(0, 8)), "class": list(range(8, 89)),
+           "flow": list(range(89, 105)), "speed": [89], "flow4": list(range(89, 93)),
+           "orientation": list(range(93, 101)), "track": list(range(105, 110))}
+
+
 def columns(dets: Sequence[Detections], names: Sequence[str]) -> list[Detections]:
-    """``dets`` with only the feature groups ``names`` (in :data:`GROUPS` order)."""
-    cols = np.concatenate([np.arange(110)[_slices()[n]] for n in GROUPS if n in names])
+    """``dets`` with only the column subsets ``names`` (:data:`SUBSETS`), in the given order."""
+    cols = np.concatenate([SUBSETS[n] for n in names])
     return [d.with_features(d.features[:, cols]) for d in dets]
+
+
+def widths_of(names: Sequence[str]) -> list[int]:
+    return [len(SUBSETS[n]) for n in names]
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -184,8 +192,20 @@ def run_model(make: Callable[[int], Any], train: list, test: dict, labels: dict,
 
 
 # ---------------------------------------------------------------------------- main
-def run_dataset(name: str, dataset, yolox: YoloxOnnxDetector, seeds: Sequence[int],
-                quick: bool) -> dict:
+#: Candidate defaults judged on training data only (speed-up pseudo-anomalies, :func:`proxy_auc`):
+#: (name, evidence groups, EvidenceFusion params). Geometry, class and track evidence are in all.
+CANDIDATES = (
+    ("flow_knn", ["geometry", "class", "flow", "track"], {}),
+    ("speed_knn", ["geometry", "class", "speed", "track"], {}),
+    ("flow4_knn", ["geometry", "class", "flow4", "track"], {}),
+    ("speed_mahalanobis", ["geometry", "class", "speed", "track"], {"scoring": "mahalanobis"}),
+)
+#: Pseudo-anomaly speed-up: every SPEEDUP-th frame of a held-out training video, flow x SPEEDUP.
+SPEEDUP = 3
+
+
+def prepare(name: str, dataset, yolox: YoloxOnnxDetector) -> dict:
+    """Extraction (cached), labels, ground-truth regions and both views with features."""
     cache = DetectionCache(CACHE / "detections")
     print(f"[{name}] extracting ...", flush=True)
     t0 = time.perf_counter()
@@ -196,10 +216,9 @@ def run_dataset(name: str, dataset, yolox: YoloxOnnxDetector, seeds: Sequence[in
     regions = GroundTruthRegions.concat([
         GroundTruthRegions.from_video_masks(item.name, enumerate(item.pixel_masks()))
         for item in dataset.test])
-    frames = sum(len(e["raw"]) for split in extracted.values() for e in split.values())
-
     t0 = time.perf_counter()
     views: dict[str, dict[str, dict[str, list[Detections]]]] = {"yolox": {}, "yolox+motion": {}}
+    pseudo: dict[str, list[Detections]] = {}
     for split, videos in extracted.items():
         views["yolox"][split], views["yolox+motion"][split] = {}, {}
         for video, e in videos.items():
@@ -208,7 +227,45 @@ def run_dataset(name: str, dataset, yolox: YoloxOnnxDetector, seeds: Sequence[in
             merged = [_merge(b, m, names) for b, m in zip(base, e["motion"])]
             views["yolox"][split][video] = with_all_features(base, e["flow"])
             views["yolox+motion"][split][video] = with_all_features(merged, e["flow"])
+            if split == "train":  # speed-up pseudo-anomalies: skip frames, scale the flow
+                pseudo[video] = with_all_features(merged[::SPEEDUP],
+                                                  e["flow"][::SPEEDUP] * SPEEDUP)
     features_s = time.perf_counter() - t0
+    frames = sum(len(e["raw"]) for split in extracted.values() for e in split.values())
+    return {"name": name, "dataset": dataset, "extracted": extracted, "labels": labels,
+            "regions": regions, "views": views, "pseudo": pseudo,
+            "timing": {"frames": frames, "extract_s": extract_s,
+                       "features_from_cache_s": features_s}}
+
+
+def proxy_auc(state: dict, groups: Sequence[str], params: dict, folds: int = 2) -> float:
+    """Frame AUC (x100) of held-out normal training frames against their speed-up
+    pseudo-anomalies (training videos only; ``folds`` groups of videos held out in turn)."""
+    videos = list(state["views"]["yolox+motion"]["train"])
+    normal, abnormal = [], []
+    for k in range(min(folds, len(videos))):
+        held = videos[k::folds]
+        rest = [columns(state["views"]["yolox+motion"]["train"][v], groups)
+                for v in videos if v not in held]
+        if not rest:
+            continue
+        model = EvidenceFusion(groups=widths_of(groups), **params).fit(rest)
+        for v in held:
+            for target, frames in ((normal, state["views"]["yolox+motion"]["train"][v]),
+                                   (abnormal, state["pseudo"][v])):
+                table = model.score(columns(frames, groups), video=v)
+                target.append(table.frame_scores()[v].scores)
+    scores = np.concatenate(normal + abnormal)
+    truth = np.concatenate([np.zeros(sum(map(len, normal))), np.ones(sum(map(len, abnormal)))])
+    from sklearn.metrics import roc_auc_score
+    return 100 * float(roc_auc_score(truth, scores))
+
+
+def evaluate(state: dict, seeds: Sequence[int], default: tuple, quick: bool) -> dict:
+    """Every method of the module docstring on the test videos of one prepared dataset."""
+    name, extracted, labels, regions = (state[k] for k in ("name", "extracted", "labels",
+                                                             "regions"))
+    views = state["views"]
 
     def data(view: str, groups: Sequence[str]):
         train = [columns(v, groups) for v in views[view]["train"].values()]
@@ -228,31 +285,30 @@ def run_dataset(name: str, dataset, yolox: YoloxOnnxDetector, seeds: Sequence[in
         lambda s: AnoGraph(seed=s, progress=False), train, test, labels, regions, seeds)
     print(f"[{name}] anograph: {results['anograph_default']['micro_auc']:.1f}", flush=True)
 
-    all_groups = list(GROUPS)
+    _, groups, params = default
+    motion = [g for g in groups if g not in ("geometry", "class", "track")]
     experiments: list[tuple[str, str, list[str], dict]] = [
-        *[(f"evidence_{g}", "yolox+motion", [g], {}) for g in all_groups],
-        ("fused_default", "yolox+motion", all_groups, {}),
-        ("fused_yolox_only", "yolox", all_groups, {}),
-        ("fused_no_class", "yolox+motion", ["geometry", "flow", "track"], {}),
-        ("fused_motion_class", "yolox+motion", ["class", "flow", "track"], {}),
-        ("fused_mahalanobis", "yolox+motion", all_groups, {"scoring": "mahalanobis"}),
+        *[(f"evidence_{g}", "yolox+motion", [g], params)
+          for g in ["geometry", "class", *motion, "track"]],
+        ("fused_default", "yolox+motion", groups, params),
+        ("fused_yolox_only", "yolox", groups, params),
+        ("fused_no_class", "yolox+motion", [g for g in groups if g != "class"], params),
+        ("fused_no_geometry", "yolox+motion", [g for g in groups if g != "geometry"], params),
+        *[(f"fused_{c}", "yolox+motion", g, p) for c, g, p in CANDIDATES if c != default[0]],
     ]
     if not quick:
-        experiments.append(("fused_gmm", "yolox+motion", all_groups, {"scoring": "gmm"}))
-    for label, view, groups, params in experiments:
-        train, test = data(view, groups)
-        widths = [GROUPS[g] for g in GROUPS if g in groups]
+        experiments.append(("fused_gmm", "yolox+motion", groups, {**params, "scoring": "gmm"}))
+    for label, view, groups_, params_ in experiments:
+        train, test = data(view, groups_)
         results[label] = run_model(
-            lambda s: EvidenceFusion(groups=widths, seed=s, **params), train, test, labels,
-            regions, seeds if label == "fused_default" else seeds[:1])
-        results[label].update({"view": view, "groups": groups, **params})
+            lambda s: EvidenceFusion(groups=widths_of(groups_), **{**params_, "seed": s}),
+            train, test, labels, regions, seeds if label == "fused_default" else seeds[:1])
+        results[label].update({"view": view, "groups": list(groups_), **params_})
         print(f"[{name}] {label}: {results[label]['micro_auc']:.1f} "
               f"(paper protocol {results[label]['paper_protocol_micro_auc']:.1f})", flush=True)
-
-    timing = {"frames": frames, "extract_s": extract_s, "features_from_cache_s": features_s,
-              "flow_ms_per_frame": _flow_ms(dataset.test[0])}
+    timing = {**state["timing"], "flow_ms_per_frame": _flow_ms(state["dataset"].test[0])}
     return {"results": results, "timing": timing,
-            "videos": {"train": len(dataset.train), "test": len(dataset.test)}}
+            "videos": {"train": len(state["dataset"].train), "test": len(state["dataset"].test)}}
 
 
 def _merge(base: Detections, moving: Detections, names: tuple[str, ...]) -> Detections:
@@ -290,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--seeds", type=int, default=3, help="seeds of the seeded methods")
     p.add_argument("--quick", action="store_true", help="skip the GMM ablation")
+    p.add_argument("--videos", type=int, default=None,
+                   help="use only the first N training and N testing videos (smoke runs)")
+    p.add_argument("--datasets", nargs="+", default=["ped2", "avenue"], choices=["ped2", "avenue"])
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -302,13 +361,33 @@ def main(argv: Sequence[str] | None = None) -> int:
               + " ".join(argv if argv is not None else sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "settings": {"yolox": settings_of(yolox), "cli_view": {"conf": 0.3,
-                           "classes": list(DEFAULT_CLASSES)}, "groups": GROUPS,
+                           "classes": list(DEFAULT_CLASSES)}, "groups": GROUPS, "subsets": SUBSETS,
                            "flow": FlowFeatures().get_params(), "paper_smooth": PAPER_SMOOTH,
                            "seeds": seeds, "evidence_defaults": EvidenceFusion().get_params()},
               "datasets": {}}
-    for name, loader in (("ped2", lambda: load_ucsd(args.data / "ucsd_ped2")),
-                         ("avenue", lambda: load_avenue(args.data / "avenue"))):
-        report["datasets"][name] = run_dataset(name, loader(), yolox, seeds, args.quick)
+    loaders = {"ped2": lambda: load_ucsd(args.data / "ucsd_ped2"),
+               "avenue": lambda: load_avenue(args.data / "avenue")}
+    states = {}
+    for name in args.datasets:
+        dataset = loaders[name]()
+        if args.videos:
+            dataset = SimpleNamespace(train=dataset.train[:args.videos],
+                                      test=dataset.test[:args.videos])
+        states[name] = prepare(name, dataset, yolox)
+    # choose the default on training data only: mean speed-up proxy AUC over the datasets
+    selection = {}
+    for cand, groups, params in CANDIDATES:
+        selection[cand] = {name: proxy_auc(state, groups, params)
+                           for name, state in states.items()}
+        selection[cand]["mean"] = float(np.mean(list(selection[cand].values())))
+        print(f"proxy {cand}: {selection[cand]}", flush=True)
+    chosen = max(CANDIDATES, key=lambda c: selection[c[0]]["mean"])
+    report["selection"] = {"proxy": f"frame AUC, held-out training frames vs the same frames "
+                           f"sped up x{SPEEDUP} (every {SPEEDUP}rd frame, flow x {SPEEDUP}); "
+                           "2 folds of training videos", "auc": selection,
+                           "chosen": chosen[0], "groups": chosen[1], "params": chosen[2]}
+    for name, state in states.items():
+        report["datasets"][name] = evaluate(state, seeds, chosen, args.quick)
     report["machine"] = {"cpu": platform.processor() or platform.machine(),
                          "threads": torch.get_num_threads(), "note": "2-core CPU, 1 core pinned"}
     report["wall_s"] = time.perf_counter() - start

@@ -81,14 +81,14 @@ def make_detector(name: str, weights: str | None = None, classes: Sequence[str] 
 
 
 #: Feature groups by CLI name (``--features geometry+class``), in the order they are concatenated.
-FEATURE_GROUPS = ("geometry", "class", "roi", "flow", "track")
+FEATURE_GROUPS = ("geometry", "class", "roi", "flow", "speed", "track")
 
 
 def make_features(name: str, backbone: str | None = None) -> Any:
     """Feature producer by CLI name: ``+``-joined groups of ``geometry`` (box position, size,
     velocity), ``class`` (detector class one-hot x score), ``roi`` (MobileNetV2 RoIAlign),
-    ``flow`` (optical-flow speed and direction in the box) and ``track`` (velocity and
-    acceleration along IoU tracks); ``both`` is the older spelling of ``geometry+roi``."""
+    ``flow`` (optical-flow speed and direction histograms in the box), ``speed`` (its mean
+    speed column only) and ``track`` (velocity and acceleration along IoU tracks); ``both`` is the older spelling of ``geometry+roi``."""
     from stgraph.features import ClassFeatures, ConcatFeatures, GeometryFeatures, RoIAlignFeatures
     from stgraph.features.motion import FlowFeatures
     from stgraph.features.tracks import TrackFeatures
@@ -100,7 +100,7 @@ def make_features(name: str, backbone: str | None = None) -> Any:
                          "with '+', e.g. geometry+class")
     make = {"geometry": GeometryFeatures, "class": ClassFeatures,
             "roi": lambda: RoIAlignFeatures(weights=backbone), "flow": FlowFeatures,
-            "track": TrackFeatures}
+            "speed": lambda: FlowFeatures(keep=["speed"]), "track": TrackFeatures}
     producers = [make[g]() for g in groups]
     return producers[0] if len(producers) == 1 else ConcatFeatures(producers)
 
@@ -166,7 +166,7 @@ def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> N
     ap.add_argument("--conf", type=float, default=None, help="detector confidence threshold")
     ap.add_argument("--features", default=None,
                     help="node features for object-level methods: '+'-joined groups of "
-                         "geometry, class, roi, flow, track (default geometry+class, the best "
+                         "geometry, class, roi, flow, speed, track (default geometry+class, the best "
                          "for anograph on UCSD Ped2, see the README)")
     ap.add_argument("--backbone", help="MobileNetV2 weights for RoI features (random init if omitted)")
     ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")

@@ -103,3 +103,15 @@ def test_track_features_velocity_acceleration_and_age():
 def test_track_features_bad_settings():
     with pytest.raises(FeatureError, match="history"):
         TrackFeatures(history=0).extract(None, _dets([[0, 0, 1, 1]]))
+
+
+def test_flow_features_keep_selects_columns():
+    frames = _moving_square()
+    full, speed = FlowFeatures(), FlowFeatures(keep=["speed", "dx"])
+    box = [[10, 20, 40, 36]]
+    for t in range(2):
+        a, b = full.extract(frames[t], _dets(box, t)), speed.extract(frames[t], _dets(box, t))
+    assert speed.dim == 2 and speed.columns == ("speed", "dx")
+    np.testing.assert_array_equal(b, a[:, :2])
+    with pytest.raises(FeatureError, match="keep"):
+        FlowFeatures(keep=["nope"]).dim

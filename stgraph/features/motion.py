@@ -18,8 +18,8 @@ Columns (``B`` = ``bins`` orientations, ``S`` = ``len(speed_edges)``)::
                                    [edge_i, edge_{i+1}) (the last bin is open); the pixels below
                                    edge 0 are left out
 
-``dim = 4 + B + S``. Box sums use integral images (as
-:func:`stgraph.models.frame_difference.box_means`), so the pooling costs ``O(H W (B + S) + N)`` per frame, independent of the number of boxes.
+``dim = 4 + B + S``. Each box pools its own crop of the flow (boxes are clipped to the frame
+and are at least one flow pixel wide and tall), so the cost is the boxes' total area.
 
 :func:`box_flow_features` pools a given flow field: the benchmarks feed it the cached per-video flow
 of :func:`~stgraph.features.flow.video_flow`. The producer rounds its flow to float16 as the cache
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from detectors.base import Detections
@@ -46,22 +45,6 @@ def flow_feature_columns(bins: int = 8, speed_edges: Sequence[float] = SPEED_EDG
     """Names of :class:`FlowFeatures`' columns, in order."""
     return (("speed", "dx", "dy", "moving_speed") + tuple(f"orient_{k}" for k in range(bins))
             + tuple(f"speed_ge_{e:g}" for e in speed_edges))
-
-
-def _box_sums(maps: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sums [N, C] of maps [H, W, C] inside boxes [N, 4] (pixels of the maps), and box areas [N].
-
-    Boxes are clipped to the map and are at least one pixel wide and tall (as
-    :func:`stgraph.models.frame_difference.box_means`).
-    """
-    h, w, c = maps.shape
-    integral = cv2.integral(np.ascontiguousarray(maps, np.float64)).reshape(h + 1, w + 1, c)
-    x1 = np.clip(np.floor(boxes[:, 0]), 0, w - 1).astype(np.int64)
-    y1 = np.clip(np.floor(boxes[:, 1]), 0, h - 1).astype(np.int64)
-    x2 = np.clip(np.ceil(boxes[:, 2]), x1 + 1, w).astype(np.int64)
-    y2 = np.clip(np.ceil(boxes[:, 3]), y1 + 1, h).astype(np.int64)
-    sums = integral[y2, x2] - integral[y1, x2] - integral[y2, x1] + integral[y1, x1]
-    return sums, ((x2 - x1) * (y2 - y1)).astype(np.float64)
 
 
 def box_flow_features(flow: np.ndarray, boxes: np.ndarray, image_size: tuple[int, int],
@@ -91,33 +74,25 @@ def box_flow_features(flow: np.ndarray, boxes: np.ndarray, image_size: tuple[int
     fh, fw = flow.shape[:2]
     sx, sy = fw / float(image_size[1]), fh / float(image_size[0])
     scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
-    heights = np.maximum(scaled[:, 3] - scaled[:, 1], 1.0).astype(np.float64)  # flow pixels
-    magnitude = np.hypot(flow[..., 0], flow[..., 1])
-    # bin k is centred on the angle 2 pi k / bins (bin 0: rightwards, image y grows downwards)
-    angle = np.mod(np.arctan2(flow[..., 1], flow[..., 0]) + np.pi / bins, 2 * np.pi)
-    orient = np.minimum((angle * (bins / (2 * np.pi))).astype(np.int64), bins - 1)
-    # maps: |flow|, dx, dy, then |flow| per orientation bin
-    maps = np.zeros((fh, fw, 3 + bins), np.float32)
-    maps[..., 0], maps[..., 1], maps[..., 2] = magnitude, flow[..., 0], flow[..., 1]
-    np.put_along_axis(maps[..., 3:], orient[..., None], magnitude[..., None], axis=2)
-    sums, area = _box_sums(maps, scaled)
-    per_height = sums / (area * heights)[:, None]
-    # speed histogram: the thresholds (edge x box height) differ per box, so count in each crop
-    speed_hist = np.zeros((n, edges.size), np.float64)
-    moving_speed = np.zeros(n, np.float64)
     x1 = np.clip(np.floor(scaled[:, 0]), 0, fw - 1).astype(np.int64)
     y1 = np.clip(np.floor(scaled[:, 1]), 0, fh - 1).astype(np.int64)
     x2 = np.clip(np.ceil(scaled[:, 2]), x1 + 1, fw).astype(np.int64)
     y2 = np.clip(np.ceil(scaled[:, 3]), y1 + 1, fh).astype(np.int64)
+    heights = np.maximum(scaled[:, 3] - scaled[:, 1], 1.0).astype(np.float64)  # flow pixels
+    out = np.zeros((n, dim), np.float64)
     for i in range(n):
-        relative = magnitude[y1[i]:y2[i], x1[i]:x2[i]].ravel() / heights[i]
-        counts = np.searchsorted(edges, relative, side="right")  # 0: below edge 0
-        hist = np.bincount(counts, minlength=edges.size + 1)[1:]
-        speed_hist[i] = hist / relative.size
-        moving = relative[counts > 0]
-        moving_speed[i] = moving.mean() if moving.size else 0.0
-    out = np.concatenate([per_height[:, :3], moving_speed[:, None], per_height[:, 3:],
-                          speed_hist], axis=1)
+        crop = flow[y1[i]:y2[i], x1[i]:x2[i]].reshape(-1, 2).astype(np.float64) / heights[i]
+        speed = np.hypot(crop[:, 0], crop[:, 1])               # box heights per frame
+        # bin k is centred on the angle 2 pi k / bins (bin 0: rightwards; image y points down)
+        angle = np.arctan2(crop[:, 1], crop[:, 0]) + np.pi / bins
+        orient = (np.mod(angle, 2 * np.pi) * (bins / (2 * np.pi))).astype(np.int64) % bins
+        counts = np.searchsorted(edges, speed, side="right")    # 0: below edges[0]
+        moving = counts > 0
+        out[i, 0] = speed.mean()
+        out[i, 1:3] = crop.mean(axis=0)
+        out[i, 3] = speed[moving].mean() if moving.any() else 0.0
+        out[i, 4:4 + bins] = np.bincount(orient, weights=speed, minlength=bins) / speed.size
+        out[i, 4 + bins:] = np.bincount(counts, minlength=edges.size + 1)[1:] / speed.size
     return out.astype(np.float32)
 
 
@@ -129,6 +104,8 @@ class FlowFeatures(FeatureProducer):
         speed_edges: speed-histogram edges in box heights per frame.
         method, preset, size: the :class:`~stgraph.features.flow.OpticalFlow` settings (DIS
             "fast" at native size by default).
+        keep: names of the columns to output, in this order (None: all; see
+            :func:`flow_feature_columns`). ``keep=["speed"]`` is the CLI's ``speed`` feature group.
 
     Stateful: it keeps the previous frame's grey image (``reset()`` between videos); the first
     frame of a video has zero flow. Boxes may come from any detector (``image_size`` is taken from
@@ -145,22 +122,35 @@ class FlowFeatures(FeatureProducer):
 
     def __init__(self, bins: int = 8, speed_edges: Sequence[float] = SPEED_EDGES,
                  method: str = "dis", preset: str = "fast",
-                 size: Sequence[int] | None = None) -> None:
+                 size: Sequence[int] | None = None, keep: Sequence[str] | None = None) -> None:
         self.bins = bins
         self.speed_edges = speed_edges
         self.method = method
         self.preset = preset
         self.size = size
+        self.keep = keep
         self._flow: OpticalFlow | None = None
         self._previous: np.ndarray | None = None
 
+    def _kept(self) -> np.ndarray:
+        """Indices of the output columns among all columns."""
+        names = flow_feature_columns(int(self.bins), tuple(self.speed_edges))
+        if self.keep is None:
+            return np.arange(len(names))
+        unknown = [k for k in self.keep if k not in names]
+        if unknown or not len(self.keep) or isinstance(self.keep, str):
+            raise FeatureError(f"FlowFeatures.keep must name columns of {list(names)}, "
+                               f"got {self.keep!r}")
+        return np.array([names.index(k) for k in self.keep], np.int64)
+
     @property
     def dim(self) -> int:  # type: ignore[override]
-        return 4 + int(self.bins) + len(tuple(self.speed_edges))
+        return len(self._kept())
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return flow_feature_columns(self.bins, tuple(self.speed_edges))
+        names = flow_feature_columns(int(self.bins), tuple(self.speed_edges))
+        return tuple(names[i] for i in self._kept())
 
     def optical_flow(self) -> OpticalFlow:
         """The flow settings as an :class:`OpticalFlow` (for :func:`video_flow` caches)."""
@@ -171,6 +161,7 @@ class FlowFeatures(FeatureProducer):
         params = super().get_params()
         params["speed_edges"] = [float(e) for e in self.speed_edges]
         params["size"] = None if self.size is None else [int(v) for v in self.size]
+        params["keep"] = None if self.keep is None else [str(k) for k in self.keep]
         return params
 
     def reset(self) -> None:
@@ -195,5 +186,7 @@ class FlowFeatures(FeatureProducer):
         """float32 [N, dim]; advances the flow state by one frame (also for frames without boxes)."""
         image = check_frame(image, detections, "FlowFeatures")
         field = self.flow_to(image)
-        return box_flow_features(field, detections.boxes, image.shape[:2], int(self.bins),
-                                 tuple(self.speed_edges))
+        kept = self._kept()
+        features = box_flow_features(field, detections.boxes, image.shape[:2], int(self.bins),
+                                     tuple(self.speed_edges))
+        return features if self.keep is None else features[:, kept]

@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
 from detectors.base import Detections
 from stgraph.features.base import FeatureError, FeatureProducer, check_frame
+from stgraph.region_metrics import box_iou
 
 __all__ = ["TrackFeatures", "greedy_iou_match"]
 
@@ -42,14 +41,12 @@ def greedy_iou_match(boxes: np.ndarray, previous: np.ndarray, threshold: float) 
     match = np.full(n, -1, np.int64)
     if n == 0 or m == 0:
         return match
-    iou = box_iou(torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
-                  torch.from_numpy(np.ascontiguousarray(previous, np.float32))).numpy()
-    order = np.argsort(-iou, axis=None, kind="stable")
+    iou = box_iou(boxes, previous)                                    # [N, M]
+    candidates = np.flatnonzero(iou.ravel() >= threshold)
+    order = candidates[np.argsort(-iou.ravel()[candidates], kind="stable")]
     used_rows, used_cols = np.zeros(n, bool), np.zeros(m, bool)
     for flat in order:
         i, j = divmod(int(flat), m)
-        if iou[i, j] < threshold:
-            break
         if not used_rows[i] and not used_cols[j]:
             match[i] = j
             used_rows[i] = used_cols[j] = True
