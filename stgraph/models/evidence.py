@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -315,3 +315,8 @@ class ObjectStreamScorer:
     def flush(self) -> list:
         """Nothing waits (latency 0)."""
         return []
+
+    def run(self, frames: Iterable[Any]) -> Iterator[Any]:
+        """Results of every frame of ``frames`` (AnalysedFrame), in order."""
+        for frame in frames:
+            yield from self.push(frame)
