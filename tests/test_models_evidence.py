@@ -71,3 +71,14 @@ def test_evidence_bad_settings():
         EvidenceFusion(groups=[2, 2], weights=[1]).fit(train)
     with pytest.raises(ValueError, match="scoring"):
         EvidenceFusion(scoring="nope").fit(train)
+
+
+def test_anograph_accepts_the_new_densities_as_scoring(tmp_path):
+    from contract_data import contract_inputs
+    from stgraph.models import AnoGraph
+
+    train, _, test = contract_inputs("detections")
+    model = AnoGraph(hidden=8, epochs=1, train_window=5, progress=False, scoring="knn").fit(train)
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(AnoGraph.load(tmp_path / "m").decision_function(test),
+                               model.decision_function(test))
