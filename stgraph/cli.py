@@ -5,6 +5,9 @@
     stgraph fit   --train DIR  --method frame_difference --detector none --out model/
     stgraph fit   --train DIR  --method NAME --labels video_labels.csv --param key=value ...
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
+    stgraph extract --video PATH_OR_DIR --detector yolox --weights PATH [--cache DIR]  (cache only)
+    fit, score, extract: [--engine local|ray [--address ADDR] [--num-cpus N]]  (one Ray task/video)
+    torchrun --nproc-per-node 2 -m stgraph.cli fit ...   (data-parallel training, anograph)
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
                   [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
@@ -364,25 +367,81 @@ def cmd_fit(args: argparse.Namespace) -> int:
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
     pipe.check_components()
+    world = _data_parallel(model, args.method)
+    if world is not None:  # under torchrun: this process trains on its share of the videos
+        if len(videos) < world.world_size:
+            raise ValueError(f"{len(videos)} training video(s) for {world.world_size} processes: "
+                             "every process needs at least one")
+        videos = videos[world.rank::world.world_size]
+        y = None if y is None else y[world.rank::world.world_size]
     t0 = time.perf_counter()
-    pipe.fit(videos, y=y, start=args.start, frames=args.frames)
-    pipe.save(out)
-    print(f"trained {args.method} on {len(videos)} video(s) in {time.perf_counter() - t0:.1f} s "
-          f"-> {out}")
+    with _engine_from(args) as engine:
+        pipe.fit(videos, y=y, start=args.start, frames=args.frames, engine=engine)
+    if world is None or world.rank == 0:  # every process holds the same model
+        pipe.save(out)
+        where = "" if world is None else f" x {world.world_size} processes"
+        print(f"trained {args.method} on {len(videos)} video(s){where} in "
+              f"{time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
+def _data_parallel(model: Any, method: str) -> Any:
+    """The torch.distributed group when launched by torchrun with several processes, else None.
+    Only methods that train data-parallel (``data_parallel = True``) may be launched so."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    if not getattr(model, "data_parallel", False):
+        raise ValueError(f"method {method} does not train data-parallel; run it without torchrun")
+    from stgraph.distributed import init_from_env
+
+    return init_from_env()
+
+
+def _engine_from(args: argparse.Namespace) -> Any:
+    """The engine of ``--engine`` / ``--address`` / ``--num-cpus`` (stgraph.engine)."""
+    from stgraph.engine import make_engine
+
+    return make_engine(args.engine, args.address, args.num_cpus, progress=not args.quiet)
+
+
+def _add_engine_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="where per-video extraction/scoring runs: this process, or one Ray task "
+                         "per video (pip install 'stgraph[ray]')")
+    ap.add_argument("--address", default=None,
+                    help="--engine ray: a running Ray cluster ('auto', HOST:6379 or "
+                         "ray://HOST:10001); default: start a local Ray instance")
+    ap.add_argument("--num-cpus", type=_positive_int, default=None,
+                    help="--engine ray without --address: CPUs of the local Ray instance")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from stgraph.pipeline import Pipeline
+
+    videos = resolve_videos(args.video, split=args.split)
+    pipe = Pipeline(_detector_from(args), make_features(args.features or "geometry+class",
+                                                        args.backbone),
+                    resize=tuple(args.resize) if args.resize else None, stride=args.stride,
+                    cache_dir=args.cache, progress=not args.quiet)
+    t0 = time.perf_counter()
+    with _engine_from(args) as engine:
+        counts = engine.extract(pipe, videos, start=args.start, frames=args.frames)
+    elapsed = time.perf_counter() - t0
+    print(f"extracted {len(videos)} video(s), {sum(counts)} frames in {elapsed:.1f} s "
+          f"({args.engine} engine) -> cache {args.cache}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from stgraph.pipeline import Pipeline
-    from stgraph.scores import ScoreTable
 
     out = check_output_file(args.out, "--out")
     frames_out = check_output_file(args.frames_out, "--frames-out") if args.frames_out else None
     pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet)
     videos = resolve_videos(args.video, split="test")
     t0 = time.perf_counter()
-    table = ScoreTable.concat([pipe.score(v, start=args.start, frames=args.frames)
-                               for v in videos])
+    with _engine_from(args) as engine:
+        table = engine.score(pipe, videos, start=args.start, frames=args.frames)
     elapsed = time.perf_counter() - t0
     table.to_json(out) if str(out).endswith(".json") else table.to_csv(out)
     if frames_out:
@@ -581,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=_frame_index, default=None, help="random seed (default: 0)")
     f.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     f.add_argument("--out", required=True, help="model folder")
+    _add_engine_args(f)
     f.set_defaults(func=cmd_fit)
 
     s = command("score", "score every object, frame or patch of videos with a saved model")
@@ -591,7 +651,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     s.add_argument("--out", default="scores.csv", help="ScoreTable, .csv or .json")
     s.add_argument("--frames-out", help="also write one row per frame: video,frame,score (CSV)")
+    _add_engine_args(s)
     s.set_defaults(func=cmd_score)
+
+    x = command("extract", "detect objects and compute node features of videos into the cache "
+                "only (what fit/score with the same settings then read)")
+    x.add_argument("--video", required=True,
+                   help="video file, frame folder, folder of videos or dataset root")
+    x.add_argument("--split", default="test", help="which split of a dataset root")
+    _add_detector_args(x)
+    _add_range_args(x)
+    x.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
+    _add_engine_args(x)
+    x.set_defaults(func=cmd_extract)
 
     e = command("eval", "frame-level AUC (micro/macro), EER, Youden table")
     e.add_argument("--scores", required=True)
