@@ -9,10 +9,13 @@
     fit, score, extract: [--engine local|ray [--address ADDR] [--num-cpus N]]  (one Ray task/video)
     torchrun --nproc-per-node 2 -m stgraph.cli fit ...   (data-parallel training, anograph)
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
-                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
+                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]
+                  [--html [--model model/]]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
     stgraph watch --model model/ (--video PATH | --camera N) [--out overlay.mp4] [--events events.jsonl]
                   [--scores scores.csv] [--show]
+    stgraph serve --model model/ --source VIDEO|CAMERA [--source ...] [--host 127.0.0.1]
+                  [--port 8000] [--db events.db|URL] [--token T]
 
 Every command prints what it did; errors in the input (missing files, bad labels) are reported in
 one line with exit status 2, never as a traceback.
@@ -480,6 +483,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.masks and not Path(args.masks).is_dir():
         raise FileNotFoundError(f"--masks: mask root folder not found: {args.masks}")
+    if (args.html or args.model) and not args.report:
+        raise ValueError("--html and --model go with --report DIR (the page is DIR/report.html)")
+    if args.model and not args.video_root:
+        raise ValueError("--model explains objects on their frames: give --video-root too")
     for flag, path in (("--out", args.out), ("--report", args.report)):
         if path and Path(path).exists() and Path(path).is_dir() == (flag == "--out"):
             raise ValueError(f"{flag} {path}: is {'a folder' if flag == '--out' else 'a file'}; "
@@ -528,7 +535,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
         n_heatmaps = sum(key.startswith("heatmap:") for key in written)
         heat = f", {n_heatmaps} pixel-map pictures" if n_heatmaps else ""
         print(f"report ({len(written)} files, {n_examples} example crops{heat}) -> {args.report}")
+        if args.html:
+            _write_html(args, table, frame_scores, labels, report, regions, videos)
     return 0
+
+
+def _write_html(args: argparse.Namespace, table, frame_scores, labels, report, regions,
+                videos) -> None:
+    """``eval --report DIR --html``: DIR/report.html (:mod:`stgraph.html_report`)."""
+    from stgraph.html_report import explain_frames, write_html_report
+    from stgraph.report import pick_examples
+
+    explanations, note = {}, ""
+    if args.model:
+        false_positives, missed = pick_examples(frame_scores, labels)
+        frames: dict[str, set] = {}
+        for example in false_positives + missed:
+            frames.setdefault(example.video, set()).add(example.frame)
+        for video, fs in frame_scores.items():
+            if len(fs):
+                frames.setdefault(video, set()).add(int(fs.frames[fs.scores.argmax()]))
+        explanations, note = explain_frames(args.model, videos, frames, cache_dir=args.cache)
+    path, summary = write_html_report(
+        Path(args.report) / "report.html", table, frame_scores, labels, report, regions, videos,
+        explanations=explanations, explain_note=note,
+        max_image_bytes=int(args.html_budget_mb * 1e6))
+    print(f"html report ({summary['bytes'] / 1e6:.2f} MB, {summary['pictures']} frame pictures "
+          f"= {summary['image_bytes'] / 1e6:.2f} MB, {summary['explained']} objects explained) "
+          f"-> {path}")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -575,6 +609,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
           f"frames/s, {summary['events']} alarm(s) above {summary['threshold']:.4f}{stopped}")
     for what, path in summary["outputs"].items():
         print(f"{what} -> {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stgraph.serve import ServeConfig, serve, token_from_env
+
+    config = ServeConfig(model=args.model, sources=args.source, db=args.db, host=args.host,
+                         token=token_from_env(args.token), threshold=args.threshold,
+                         quantile=args.quantile, min_duration=args.min_duration,
+                         merge_gap=args.merge_gap, realtime=args.realtime,
+                         retry_s=args.retry_s)
+    serve(config, port=args.port, log_level="warning" if args.quiet else "info")
+    print("stgraph serve: stopped")
     return 0
 
 
@@ -673,6 +720,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write the metrics JSON here")
     e.add_argument("--report", help="write a report folder here (metrics, summary.md, plots, crops)")
     e.add_argument("--video-root", help="test videos / frame folders, for the report's frame crops")
+    e.add_argument("--html", action="store_true",
+                   help="also write DIR/report.html: one self-contained page (curves, threshold "
+                   "slider, frames with boxes, examples, explanations), no server or network")
+    e.add_argument("--html-budget-mb", type=float, default=12.0,
+                   help="most megabytes of frame pictures embedded in report.html")
+    e.add_argument("--model", help="with --html: a saved graph model (`stgraph fit`) whose "
+                   "explanations of the example frames' objects the page shows")
+    e.add_argument("--cache", default=".cache/stgraph",
+                   help="with --model: detection/feature cache folder")
     e.add_argument("--masks", help="pixel-mask folders (e.g. ground_truth/pixel_masks with "
                    "TestNNN/NNN.png, 1-based): adds RBDC, TBDC and pixel AUC")
     e.add_argument("--region-iou", type=float, default=0.1, help="IoU for a region hit (RBDC/TBDC)")
@@ -711,6 +767,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first frame index of a video file (frame numbers are kept)")
     w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
     w.set_defaults(func=cmd_watch)
+
+    v = command("serve", "live dashboard of one or more sources, with an events database")
+    v.add_argument("--model", required=True, help="folder written by `stgraph fit`")
+    v.add_argument("--source", action="append", required=True,
+                   help="video file, frame folder or camera index (repeatable)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; any other than loopback needs --token")
+    v.add_argument("--port", type=_positive_int, default=8000)
+    v.add_argument("--db", default="stgraph_events.db",
+                   help="events database: a SQLite file, or a SQLAlchemy URL "
+                   "(e.g. postgresql://user@host/db)")
+    v.add_argument("--token", help="access token (default: $STGRAPH_TOKEN); required off loopback")
+    v.add_argument("--threshold", type=float, help="alarm threshold (default: --quantile of the "
+                   "training object scores)")
+    v.add_argument("--quantile", type=float, default=0.99, help="default threshold's quantile")
+    v.add_argument("--min-duration", type=_positive_int, default=3, help="shortest alarm, frames")
+    v.add_argument("--merge-gap", type=_frame_index, default=5,
+                   help="merge alarms this many frames apart")
+    v.add_argument("--realtime", action="store_true", help="play video files at their frame rate")
+    v.add_argument("--retry-s", type=float, default=5.0,
+                   help="seconds before a source that ended or failed is started again")
+    v.set_defaults(func=cmd_serve)
     return ap
 
 
