@@ -50,11 +50,17 @@ def _setup_env() -> None:
 # ---------------------------------------------------------------------------- factories
 def make_detector(name: str, weights: str | None = None, classes: Sequence[str] | None = None,
                   conf: float | None = None) -> Any:
-    """Detector by CLI name: ``motion`` (no weights), ``yolox`` (ONNX file), ``ultralytics`` (.pt/.yaml),
-    ``torchvision`` (Faster R-CNN state_dict, optional), ``none`` (no detector: frame-level
-    methods)."""
+    """Detector by CLI name: ``motion`` (no weights), ``yolox`` (ONNX file), ``yolox+motion``
+    (YOLOX boxes plus the moving regions no YOLOX box covers, :class:`detectors.composite.
+    CompositeDetector`), ``ultralytics`` (.pt/.yaml), ``torchvision`` (Faster R-CNN state_dict,
+    optional), ``none`` (no detector: frame-level methods)."""
     if name == "none":
         return None
+    if name == "yolox+motion":
+        from detectors.composite import CompositeDetector
+        from detectors.motion import MotionRegionDetector
+        return CompositeDetector([make_detector("yolox", weights, classes, conf),
+                                  MotionRegionDetector()])
     if conf is not None and not (isinstance(conf, (int, float)) and 0 < conf <= 1):
         raise ValueError(f"--conf must be a confidence in (0, 1], got {conf}")
     if name == "motion":
@@ -81,16 +87,20 @@ def make_detector(name: str, weights: str | None = None, classes: Sequence[str] 
 
 
 #: Feature groups by CLI name (``--features geometry+class``), in the order they are concatenated.
-FEATURE_GROUPS = ("geometry", "class", "roi", "stm_ae", "dissociation")
+FEATURE_GROUPS = ("geometry", "class", "roi", "flow", "speed", "track", "stm_ae", "dissociation")
 
 
 def make_features(name: str, backbone: str | None = None) -> Any:
     """Feature producer by CLI name: ``+``-joined groups of ``geometry`` (box position, size,
-    velocity), ``class`` (detector class one-hot x score), ``roi`` (MobileNetV2 RoIAlign) and
-    the learned autoencoder features ``stm_ae`` / ``dissociation`` (fitted on the training
-    videos); ``both`` is the older spelling of ``geometry+roi``."""
+    velocity), ``class`` (detector class one-hot x score), ``roi`` (MobileNetV2 RoIAlign),
+    ``flow`` (optical-flow speed and direction histograms in the box), ``speed`` (its mean
+    speed column only), ``track`` (velocity and acceleration along IoU tracks) and the learned
+    autoencoder features ``stm_ae`` / ``dissociation`` (fitted on the training videos); ``both``
+    is the older spelling of ``geometry+roi``."""
     from stgraph.features import ClassFeatures, ConcatFeatures, GeometryFeatures, RoIAlignFeatures
     from stgraph.features.autoencoder import DissociationFeatures, STMAEFeatures
+    from stgraph.features.motion import FlowFeatures
+    from stgraph.features.tracks import TrackFeatures
 
     groups = ["geometry", "roi"] if name == "both" else name.split("+")
     unknown = [g for g in groups if g not in FEATURE_GROUPS]
@@ -98,8 +108,9 @@ def make_features(name: str, backbone: str | None = None) -> Any:
         raise ValueError(f"unknown features {name!r}; join groups of {', '.join(FEATURE_GROUPS)} "
                          "with '+', e.g. geometry+class")
     make = {"geometry": GeometryFeatures, "class": ClassFeatures,
-            "roi": lambda: RoIAlignFeatures(weights=backbone), "stm_ae": STMAEFeatures,
-            "dissociation": DissociationFeatures}
+            "roi": lambda: RoIAlignFeatures(weights=backbone), "flow": FlowFeatures,
+            "speed": lambda: FlowFeatures(keep=["speed"]), "track": TrackFeatures,
+            "stm_ae": STMAEFeatures, "dissociation": DissociationFeatures}
     producers = [make[g]() for g in groups]
     return producers[0] if len(producers) == 1 else ConcatFeatures(producers)
 
@@ -163,7 +174,8 @@ def read_labels(path: str | Path) -> dict[str, Any]:
 
 def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> None:
     ap.add_argument("--detector", default=default,
-                    choices=["none", "motion", "yolox", "ultralytics", "torchvision"],
+                    choices=["none", "motion", "yolox", "yolox+motion", "ultralytics",
+                             "torchvision"],
                     help="object detector; 'none' for frame-level methods")
     ap.add_argument("--weights", help="detector weights file (YOLOX .onnx, ultralytics .pt/.yaml, ...)")
     ap.add_argument("--classes", nargs="*", default=None,
@@ -171,8 +183,9 @@ def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> N
     ap.add_argument("--conf", type=float, default=None, help="detector confidence threshold")
     ap.add_argument("--features", default=None,
                     help="node features for object-level methods: '+'-joined groups of "
-                         "geometry, class, roi (default geometry+class, the best on UCSD Ped2, "
-                         "see the README)")
+                         "geometry, class, roi, flow, speed, track, stm_ae, dissociation "
+                         "(default geometry+class, the best for anograph on UCSD Ped2, see the "
+                         "README)")
     ap.add_argument("--backbone", help="MobileNetV2 weights for RoI / snippet features (random "
                     "init if omitted)")
     ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")
@@ -368,7 +381,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ValueError(f"method {args.method} learns from video-level labels: give --labels "
                          "FILE (CSV 'video,label' or JSON {video: 0 or 1}) or --split weak")
     detector = _detector_from(args)
-    pipe = Pipeline(detector, _features_from(args, model), model,
+    features = _features_from(args, model)
+    if "groups" not in params and hasattr(model, "groups") and hasattr(features, "producers"):
+        model.groups = [p.dim for p in features.producers]  # evidence fusion: a group per producer
+    pipe = Pipeline(detector, features, model,
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
     pipe.check_components()

@@ -46,6 +46,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "UltralyticsDetector": "detectors.ultralytics_yolo:UltralyticsDetector",
         "TorchvisionDetector": "detectors.torchvision_rcnn:TorchvisionDetector",
         "Detectron2Detector": "detectors.detectron2_rcnn:Detectron2Detector",
+        "CompositeDetector": "detectors.composite:CompositeDetector",
     },
     "features": {
         "GeometryFeatures": "stgraph.features.geometry:GeometryFeatures",
@@ -56,6 +57,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "STMAEFeatures": "stgraph.features.autoencoder:STMAEFeatures",
         "DissociationFeatures": "stgraph.features.autoencoder:DissociationFeatures",
         "STAEFeatures": "stgraph.features.stae:STAEFeatures",
+        "FlowFeatures": "stgraph.features.motion:FlowFeatures",
+        "TrackFeatures": "stgraph.features.tracks:TrackFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -68,6 +71,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "stm_ae": "stgraph.models.stm_ae:STMAE",
         "dissociation": "stgraph.models.dissociation:DissociationAE",
         "strl": "stgraph.models.strl:STRL",
+        "evidence": "stgraph.models.evidence:EvidenceFusion",
     },
 }
 

@@ -476,4 +476,4 @@ def test_mahalanobis_and_standardize_round_trip_and_window_exactness(train_video
 
 def test_unknown_scoring_is_rejected_before_training(train_videos):
     with pytest.raises(ValueError, match="scoring must be one of"):
-        tiny_model(scoring="knn").fit(train_videos)
+        tiny_model(scoring="nope").fit(train_videos)

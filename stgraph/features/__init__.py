@@ -3,6 +3,8 @@
 * :class:`GeometryFeatures` — normalised centre, size, aspect, velocity against the previous frame;
 * :class:`RoIAlignFeatures` — MobileNetV2 feature map pooled inside each box (RoIAlign);
 * :class:`ClassFeatures` — one-hot detector class (optionally scaled by the score);
+* :class:`FlowFeatures` — optical-flow speed and direction histograms inside each box;
+* :class:`TrackFeatures` — velocity and acceleration along IoU tracks;
 * :class:`ConcatFeatures` — several producers side by side;
 * ``STMAEFeatures`` / ``DissociationFeatures`` (:mod:`stgraph.features.autoencoder`) — errors and
   latents of a fitted pixel autoencoder pooled inside each box (learned: ``requires_fit``);
@@ -11,7 +13,10 @@
 from stgraph.features.base import ConcatFeatures, FeatureError, FeatureProducer, annotate_features
 from stgraph.features.classes import ClassFeatures
 from stgraph.features.geometry import GeometryFeatures
+from stgraph.features.motion import FlowFeatures
+from stgraph.features.tracks import TrackFeatures
 from stgraph.features.roi import RoIAlignFeatures, load_mobilenet_v2_features
 
 __all__ = ["FeatureProducer", "ConcatFeatures", "GeometryFeatures", "RoIAlignFeatures",
-           "ClassFeatures", "FeatureError", "annotate_features", "load_mobilenet_v2_features"]
+           "ClassFeatures", "FlowFeatures", "TrackFeatures", "FeatureError", "annotate_features",
+           "load_mobilenet_v2_features"]

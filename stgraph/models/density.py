@@ -16,13 +16,14 @@ thresholds), not of the very objects the density was fitted to.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["EmbeddingDensity", "MahalanobisDensity", "cross_fitted_scores", "DENSITIES",
-           "MAX_FOLDS", "make_density"]
+__all__ = ["EmbeddingDensity", "MahalanobisDensity", "KNNDensity", "GMMDensity",
+           "cross_fitted_scores", "DENSITIES", "MAX_FOLDS", "make_density"]
 
 #: Most folds :func:`cross_fitted_scores` makes (videos are grouped round-robin beyond this).
 MAX_FOLDS = 10
@@ -104,8 +105,139 @@ class MahalanobisDensity(EmbeddingDensity):
         return "MahalanobisDensity()"
 
 
+class KNNDensity(EmbeddingDensity):
+    """Mean Euclidean distance to the ``k`` nearest training embeddings (AI-VAD's kNN score).
+
+    Unlike a Gaussian, it follows a training set with several clusters (walkers going left and
+    right, near and far). At most ``max_bank`` training embeddings are kept (a seeded random
+    subset beyond that), which bounds memory, the saved state and the cost per query
+    (``O(M x max_bank x H)``, in chunks of ``chunk`` queries).
+
+    Args:
+        k: neighbours averaged (the first one is the query itself only when it is a training
+            embedding; cross-fitted training scores never are).
+        max_bank: most training embeddings kept.
+        seed: seeds the subset.
+        chunk: queries per distance block (memory bound, does not change scores).
+
+    Example:
+        >>> d = KNNDensity(k=2).fit(torch.randn(50, 3, dtype=torch.float64))
+        >>> d.score(torch.zeros(4, 3)).shape
+        torch.Size([4])
+    """
+
+    def __init__(self, k: int = 5, max_bank: int = 20000, seed: int = 0, chunk: int = 2048):
+        self.k = k
+        self.max_bank = max_bank
+        self.seed = seed
+        self.chunk = chunk
+
+    @property
+    def min_samples(self) -> int:  # type: ignore[override]
+        return max(2, int(self.k))
+
+    def fit(self, h: Tensor) -> "KNNDensity":
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"KNNDensity: k must be an int >= 1, got {self.k!r}")
+        h = self._check_fit_input(h).detach().cpu().to(torch.float64)
+        if h.shape[0] > self.max_bank:
+            generator = torch.Generator().manual_seed(int(self.seed))
+            h = h[torch.randperm(h.shape[0], generator=generator)[: self.max_bank]]
+        self.bank_ = h
+        return self
+
+    def score(self, h: Tensor) -> Tensor:
+        """Mean distance [M] >= 0 of ``h`` [M, H] to its k nearest training embeddings."""
+        bank = self.bank_.to(h.device, h.dtype)
+        k = min(int(self.k), bank.shape[0])
+        out = [torch.cdist(part, bank).topk(k, dim=1, largest=False).values.mean(dim=1)
+               for part in h.split(max(1, int(self.chunk)))]
+        return torch.cat(out) if out else h.new_zeros(0)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"bank": self.bank_, "k": torch.tensor(int(self.k))}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Tensor]) -> "KNNDensity":
+        density = cls(k=int(state["k"]))
+        density.bank_ = state["bank"].to(torch.float64)
+        if density.bank_.dim() != 2:
+            raise ValueError(f"kNN state: bank must be [N, H], got {tuple(density.bank_.shape)}")
+        return density
+
+    def __repr__(self) -> str:
+        return f"KNNDensity(k={self.k})"
+
+
+class GMMDensity(EmbeddingDensity):
+    """Negative log-likelihood under a Gaussian mixture (scikit-learn ``GaussianMixture``, full
+    covariances, ``reg_covar`` added to each diagonal) fitted on the training embeddings.
+
+    Scores are ``-log p(h)`` computed in torch from the saved weights, means and Cholesky factors
+    of the precisions, in the input's dtype.
+
+    Args:
+        components: mixture components (fewer when there are fewer training embeddings).
+        reg_covar: ridge on each covariance's diagonal.
+        seed: seeds the k-means initialisation.
+
+    Example:
+        >>> d = GMMDensity(components=2).fit(torch.randn(60, 3, dtype=torch.float64))
+        >>> d.score(torch.zeros(2, 3)).shape
+        torch.Size([2])
+    """
+
+    def __init__(self, components: int = 8, reg_covar: float = 1e-3, seed: int = 0):
+        self.components = components
+        self.reg_covar = reg_covar
+        self.seed = seed
+
+    def fit(self, h: Tensor) -> "GMMDensity":
+        from sklearn.mixture import GaussianMixture
+
+        h = self._check_fit_input(h).detach().cpu().to(torch.float64).numpy()
+        n = max(1, min(int(self.components), h.shape[0] // 2))
+        gmm = GaussianMixture(n, covariance_type="full", reg_covar=float(self.reg_covar),
+                              random_state=int(self.seed)).fit(h)
+        self.log_weights_ = torch.from_numpy(gmm.weights_).log()
+        self.means_ = torch.from_numpy(gmm.means_)
+        self.precision_chol_ = torch.from_numpy(gmm.precisions_cholesky_)
+        return self
+
+    def score(self, h: Tensor) -> Tensor:
+        """``-log p(h)`` [M] of embeddings ``h`` [M, H], in ``h``'s dtype."""
+        means = self.means_.to(h.device, h.dtype)                 # [C, H]
+        chol = self.precision_chol_.to(h.device, h.dtype)         # [C, H, H]
+        # y[m, c] = (h_m - mu_c)^T L_c   (sklearn's log-likelihood with precision Cholesky L_c)
+        y = torch.einsum("mh,chk->mck", h, chol) - torch.einsum("ch,chk->ck", means, chol)
+        log_det = chol.diagonal(dim1=1, dim2=2).log().sum(dim=1)  # [C]
+        width = h.shape[1]
+        log_prob = (-0.5 * (width * math.log(2 * math.pi) + (y * y).sum(dim=2)) + log_det
+                    + self.log_weights_.to(h.device, h.dtype))
+        return -torch.logsumexp(log_prob, dim=1)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"log_weights": self.log_weights_, "means": self.means_,
+                "precision_chol": self.precision_chol_}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Tensor]) -> "GMMDensity":
+        density = cls(components=int(state["means"].shape[0]))
+        density.log_weights_ = state["log_weights"].to(torch.float64)
+        density.means_ = state["means"].to(torch.float64)
+        density.precision_chol_ = state["precision_chol"].to(torch.float64)
+        c, width = density.means_.shape
+        if density.precision_chol_.shape != (c, width, width) or density.log_weights_.shape != (c,):
+            raise ValueError("GMM state: weights, means and precision factors do not match")
+        return density
+
+    def __repr__(self) -> str:
+        return f"GMMDensity(components={self.components})"
+
+
 #: Densities by the name an estimator's ``scoring`` parameter uses.
-DENSITIES: dict[str, type[EmbeddingDensity]] = {"mahalanobis": MahalanobisDensity}
+DENSITIES: dict[str, type[EmbeddingDensity]] = {"mahalanobis": MahalanobisDensity,
+                                                "knn": KNNDensity, "gmm": GMMDensity}
 
 
 def make_density(name: str) -> EmbeddingDensity:
