@@ -25,7 +25,7 @@ import numpy as np
 from stgraph.fileio import atomic_path, check_output_file
 from stgraph.io.frames import Frame, open_source
 from stgraph.scores import ScoreTable
-from stgraph.viz import blend_heatmap, draw_boxes
+from stgraph.viz import blend_heatmap, draw_boxes, fit_text_scale
 
 __all__ = ["write_overlay", "check_overlay_path", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
@@ -87,9 +87,10 @@ def _draw_frame(frame: Frame, scores: _VideoScores) -> np.ndarray:
                        labels=[f"{s:.2f}" for s in box_scores], vmin=scores.vmin, vmax=scores.vmax)
     value = scores.frame_score(frame.index)
     text = f"{scores.name} frame {frame.index}  " + ("not scored" if value is None else f"score {value:.3f}")
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    scale = fit_text_scale(text, image.shape[1] - 8)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(image, (0, 0), (w + 8, h + base + 6), (0, 0, 0), -1)
-    cv2.putText(image, text, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(image, text, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return image
 
 

@@ -123,7 +123,7 @@ class OverlayRenderer:
 
     def render(self, result: FrameResult, alarm: bool, fps: float) -> np.ndarray:
         """BGR uint8 [H + strip_height, W, 3]."""
-        from stgraph.viz import draw_boxes
+        from stgraph.viz import draw_boxes, fit_text_scale
 
         if result.image is None:
             raise ValueError("OverlayRenderer needs frame images (stream with keep_images=True)")
@@ -134,10 +134,12 @@ class OverlayRenderer:
         h, w = image.shape[:2]
         if alarm:
             cv2.rectangle(image, (0, 0), (w - 1, 22), RED, -1)
-            cv2.putText(image, f"ALARM  score {result.frame_score:.3f}", (6, 16),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, WHITE, 1, cv2.LINE_AA)
+            banner = f"ALARM  score {result.frame_score:.3f}"
+            cv2.putText(image, banner, (6, 16), cv2.FONT_HERSHEY_SIMPLEX,
+                        fit_text_scale(banner, w - 12, 0.5), WHITE, 1, cv2.LINE_AA)
         info = f"frame {result.frame_index}  t={result.time_s:.1f}s  {fps:.1f} fps"
-        cv2.putText(image, info, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, WHITE, 1, cv2.LINE_AA)
+        cv2.putText(image, info, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    fit_text_scale(info, w - 12, 0.4), WHITE, 1, cv2.LINE_AA)
         self._scores.append(result.frame_score)
         return np.concatenate([image, self._curve(w)], axis=0)
 
