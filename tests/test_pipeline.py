@@ -1,6 +1,7 @@
 """Pipeline: cached extraction, fit/score/save/load round trip, fps handed to the model, errors."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from stgraph.datasets.synthetic import make_video
 from stgraph.features import GeometryFeatures
 from stgraph.io.frames import ArraySource
 from stgraph.models import AnoGraph
-from stgraph.pipeline import Pipeline, known_fps
+from stgraph.pipeline import Pipeline, PipelineFileError, known_fps
 from stgraph.scores import ScoreTable
 
 SIZE = (96, 128)  # (H, W)
@@ -119,3 +120,21 @@ def test_errors(tmp_path: Path):
         pipe.extract(tmp_path / "nothing.avi")
     with pytest.raises(FileNotFoundError, match="pipeline.json"):
         Pipeline.load(tmp_path)
+
+
+@pytest.mark.parametrize("spec", [
+    {"class": "stgraph.fileio.atomic_write_text", "params": {"path": "PWNED", "text": "x"}},
+    {"class": "os:system", "params": {"command": "touch PWNED"}},
+    {"class": "MotionRegionDetector", "params": {"__class__": "x"}},
+])
+def test_a_crafted_pipeline_file_is_refused_and_writes_nothing(videos, tmp_path: Path,
+                                                               monkeypatch, spec):
+    saved = pipeline(tmp_path / "cache").fit([videos[0]]).save(tmp_path / "saved")
+    config = json.loads((saved / "pipeline.json").read_text())
+    config["detector"] = spec
+    (saved / "pipeline.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(PipelineFileError, match="pipeline.json"):
+        Pipeline.load(saved, progress=False)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
