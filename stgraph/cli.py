@@ -369,7 +369,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     frames_out = check_output_file(args.frames_out, "--frames-out") if args.frames_out else None
     pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet,
                          weights=args.weights)
-    videos = resolve_videos(args.video, split="test")
+    videos = _with_fps(resolve_videos(args.video, split="test"), args.fps)
     t0 = time.perf_counter()
     table = ScoreTable.concat([pipe.score(v, start=args.start, frames=args.frames)
                                for v in videos])
@@ -464,6 +464,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_fps(videos: list[Any], fps: float | None) -> list[Any]:
+    """``videos`` as dataset items of frame rate ``fps`` (``--fps``; None: as they are), so that
+    ``score`` and ``watch`` size the model's window alike for frame folders of unknown rate."""
+    from stgraph.datasets.folders import VideoItem
+    from stgraph.pipeline import video_name
+
+    if fps is None:
+        return videos
+    return [VideoItem(video_name(v), Path(getattr(v, "path", v)), "test", fps=fps)
+            for v in videos]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
 def _report_videos(root: str, table, report: str | None) -> dict[str, Any]:
     """{video name: file or frame folder} of ``--video-root`` for the scored videos; an error when
     it holds none of them (the report would have no crops), a note for the ones it lacks."""
@@ -523,7 +545,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from stgraph.watch import watch
 
-    source = args.camera if args.camera is not None else args.video
+    source = args.camera if args.camera is not None else _with_fps([args.video], args.fps)[0]
     for flag in ("out", "events", "scores"):
         if getattr(args, flag):
             check_output_file(getattr(args, flag), f"--{flag}")
@@ -619,13 +641,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range_args(s)
     s.add_argument("--weights", help="detector weights file to use instead of the one the model "
                    "was fitted with (e.g. the same file in another folder)")
+    s.add_argument("--fps", type=_positive_float,
+                   help="frame rate of the video(s), for the model's window (default: the "
+                   "dataset's or the video file's own; frame folders of unknown rate use the "
+                   "model's default window)")
     s.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     s.add_argument("--out", default="scores.csv", help="ScoreTable, .csv or .json")
     s.add_argument("--frames-out", help="also write one row per frame: video,frame,score (CSV)")
     s.set_defaults(func=cmd_score)
 
     e = command("eval", "frame-level AUC (micro/macro), EER, Youden table")
-    e.add_argument("--scores", required=True)
+    e.add_argument("--scores", required=True, help="ScoreTable written by `stgraph score` (.csv/.json)")
     e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video), folder "
                    "of .npy, interval .csv, or a dataset root (e.g. Avenue with its .mat masks)")
     _add_frame_score_args(e)
@@ -640,11 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     p = command("plot", "frame-score curves with ground truth shaded; box overlays")
-    p.add_argument("--scores", required=True)
-    p.add_argument("--labels")
+    p.add_argument("--scores", required=True, help="ScoreTable written by `stgraph score` (.csv/.json)")
+    p.add_argument("--labels", help="frame labels to shade (same forms as eval's --labels)")
     p.add_argument("--video", help="which video of the table (default: all, one PNG each)")
     _add_frame_score_args(p)
-    p.add_argument("--out", default="curve.png")
+    p.add_argument("--out", default="curve.png",
+                   help="PNG of the score curve (several videos: one PNG each, named after them)")
     p.add_argument("--overlay", help="video/frame folder to draw scored boxes on")
     p.add_argument("--overlay-out", default="overlay.mp4", help=".mp4/.avi video or a .png of the peak frame")
     p.set_defaults(func=cmd_plot)
@@ -670,6 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     w.add_argument("--start", type=_frame_index, default=0,
                    help="first frame index of a video file (frame numbers are kept)")
+    w.add_argument("--fps", type=_positive_float,
+                   help="frame rate of the video(s), for the model's window (default: the "
+                   "dataset's or the video file's own; frame folders of unknown rate use the "
+                   "model's default window)")
     w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
     w.set_defaults(func=cmd_watch)
     return ap

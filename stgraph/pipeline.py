@@ -327,7 +327,14 @@ class Pipeline:
         if self.features is not None and getattr(self.features, "requires_fit", False):
             self.features.fit([self.source(v, start, frames) for v in videos])
         inputs = [self.model_input(v, start, frames) for v in videos]
-        self.model.fit(inputs, y)
+        quiet = not self.progress and getattr(self.model, "progress", False) is True
+        if quiet:  # Pipeline(progress=False) silences the model's training bars too
+            self.model.progress = False
+        try:
+            self.model.fit(inputs, y)
+        finally:
+            if quiet:
+                self.model.progress = True
         return self
 
     def score(self, video: Any, name: str | None = None, start: int = 0,

@@ -379,3 +379,49 @@ def test_outputs_get_the_permissions_open_gives(inputs, tmp_path):
     assert (tmp_path / "report").stat().st_mode & 0o777 == 0o755
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "report").rglob("*")
                if p.is_file())
+
+
+def test_every_option_has_help_and_the_version_and_quiet_work(tmp_path):
+    """Friction: --help texts and defaults, --version, --quiet after the subcommand too."""
+    import argparse
+
+    from stgraph import __version__
+    from stgraph.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        assert sub.formatter_class is argparse.ArgumentDefaultsHelpFormatter
+        undocumented = [a.option_strings for a in sub._actions if a.help is None]
+        assert not undocumented, f"stgraph {name}: options without help {undocumented}"
+    assert parser.parse_args(["score", "--model", "m", "--video", "v", "--quiet"]).quiet
+    run = stgraph("--version", cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip() == f"stgraph {__version__}"
+
+
+def test_score_and_watch_take_the_window_from_the_same_frame_rate(inputs, tmp_path):
+    """Friction (frame rate): --fps makes a frame folder's rate known to both commands; without
+    it both use the model's default window (never a 25 fps guess in one and not the other)."""
+    from stgraph.cli import _with_fps, build_parser
+    from stgraph.pipeline import Pipeline, known_fps
+
+    pipe = Pipeline()
+    folder = inputs["wrong_root"] / "other"
+    assert known_fps(pipe.source(folder)) is None
+    (item,) = _with_fps([folder], 10.0)
+    assert known_fps(pipe.source(item)) == 10.0 and item.name == "other"
+    for command in (["score", "--model", "m"], ["watch", "--model", "m"]):
+        assert build_parser().parse_args([*command, "--video", "v", "--fps", "10"]).fps == 10.0
+
+
+def test_pipeline_progress_false_silences_the_model_training_bar(inputs, capfd):
+    """Friction (noise): Pipeline(progress=False) shows no training bar and leaves the model's
+    own setting as it was."""
+    from detectors.motion import MotionRegionDetector
+    from stgraph.features import GeometryFeatures
+    from stgraph.models import AnoGraph
+    from stgraph.pipeline import Pipeline
+
+    model = AnoGraph(hidden=8, epochs=1, train_window=3, progress=True)
+    Pipeline(MotionRegionDetector(), GeometryFeatures(), model, progress=False).fit([inputs[V]])
+    assert "train DGI" not in capfd.readouterr().err and model.progress is True
