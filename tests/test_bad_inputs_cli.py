@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -94,7 +95,6 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     files["a_file"] = root / "a_file"
     (root / "frames" / "other").mkdir(parents=True)  # a video root without the scored video
     for i in range(3):
-        import cv2
         cv2.imwrite(str(root / "frames" / "other" / f"{i:03d}.jpg"), np.zeros((8, 8, 3), np.uint8))
     files["wrong_root"] = root / "frames"
     files["model"] = saved_model(root / "m")[0]
@@ -245,6 +245,10 @@ CASES = [
     Case("10", "eval --video-root that does not exist",
          lambda i, o: ["eval", "--scores", i[S], "--labels", i[L], "--report", o / "report",
                        "--video-root", o / "nowhere"], ("nowhere",)),
+    # friction (subsets): a dataset's list of problems is one line too
+    Case("subsets", "fit --train <a dataset root without its training split>",
+         lambda i, o: ["fit", "--train", _test_only(o), "--detector", "motion", "--out", o / "m"],
+         ("dataset", "has 1 problem", r"missing split folder .*training/$")),
     Case("10", "eval --video-root without --report",
          lambda i, o: ["eval", "--scores", i[S], "--labels", i[L], "--video-root", i["wrong_root"]],
          ("--video-root", "give --report")),
@@ -256,12 +260,26 @@ IN_SUBPROCESS = {"graph --frames 0", "graph --backbone <an .onnx file>",
                  "eval with labels longer than the video", "score: the fitted weights file moved",
                  "graph --detector torchvision without --weights", "graph --conf 5",
                  "eval --out <a directory>", "plot --overlay-out .gif (no curve written first)",
-                 "eval --video-root without the scored videos"}
+                 "eval --video-root without the scored videos",
+                 "fit --train <a dataset root without its training split>"}
 
 
 def _folder(out: Path) -> Path:
     (out / "a_folder").mkdir()
     return out / "a_folder"
+
+
+def _test_only(out: Path) -> Path:
+    """A dataset root with testing/ and labels but no training/ (outside ``out``)."""
+    root = out.parent / f"{out.name}_inputs" / "cams"
+    for name in ("a", "b"):
+        (root / "testing" / "frames" / name).mkdir(parents=True)
+        for i in range(2):
+            (root / "testing" / "frames" / name / f"{i:03d}.jpg").write_bytes(_JPEG)
+    return root
+
+
+_JPEG = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
 
 
 def _moved(out: Path) -> Path:
@@ -425,3 +443,19 @@ def test_pipeline_progress_false_silences_the_model_training_bar(inputs, capfd):
     model = AnoGraph(hidden=8, epochs=1, train_window=3, progress=True)
     Pipeline(MotionRegionDetector(), GeometryFeatures(), model, progress=False).fit([inputs[V]])
     assert "train DGI" not in capfd.readouterr().err and model.progress is True
+
+
+def test_training_only_and_test_only_copies_resolve(tmp_path):
+    """``fit`` on a copy that has only training/ and ``score`` on one that has only testing/."""
+    from stgraph.cli import resolve_videos
+
+    root = tmp_path / "cams"
+    for split in ("training", "testing"):
+        for name in ("a", "b"):
+            (root / split / "frames" / name).mkdir(parents=True)
+            (root / split / "frames" / name / "000.jpg").write_bytes(_JPEG)
+    train_only, test_only = tmp_path / "train_only", tmp_path / "test_only"
+    shutil.copytree(root / "training", train_only / "training")
+    shutil.copytree(root / "testing", test_only / "testing")
+    assert [v.name for v in resolve_videos(train_only, "train")] == ["a", "b"]
+    assert [v.name for v in resolve_videos(test_only, "test")] == ["a", "b"]
