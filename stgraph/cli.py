@@ -651,7 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_score)
 
     e = command("eval", "frame-level AUC (micro/macro), EER, Youden table")
-    e.add_argument("--scores", required=True, help="ScoreTable written by `stgraph score` (.csv/.json)")
+    e.add_argument("--scores", required=True,
+                   help="ScoreTable written by `stgraph score` (.csv/.json)")
     e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video), folder "
                    "of .npy, interval .csv, or a dataset root (e.g. Avenue with its .mat masks)")
     _add_frame_score_args(e)
@@ -666,7 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     p = command("plot", "frame-score curves with ground truth shaded; box overlays")
-    p.add_argument("--scores", required=True, help="ScoreTable written by `stgraph score` (.csv/.json)")
+    p.add_argument("--scores", required=True,
+                   help="ScoreTable written by `stgraph score` (.csv/.json)")
     p.add_argument("--labels", help="frame labels to shade (same forms as eval's --labels)")
     p.add_argument("--video", help="which video of the table (default: all, one PNG each)")
     _add_frame_score_args(p)

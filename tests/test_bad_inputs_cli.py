@@ -169,7 +169,8 @@ CASES = [
                        "--out", o / "m.json"],
          ("'clip' has 5 frames", "9 frame labels")),
     Case("4", "plot with labels longer than the video",
-         lambda i, o: ["plot", "--scores", i[S], "--labels", i["long_labels"], "--out", o / "c.png"],
+         lambda i, o: ["plot", "--scores", i[S], "--labels", i["long_labels"],
+                       "--out", o / "c.png"],
          ("'clip' has 5 frames", "9 frame labels")),
     # 5: saved weights that moved or changed; a bad --weights
     Case("5", "score: the fitted weights file moved",
