@@ -460,3 +460,19 @@ def test_training_only_and_test_only_copies_resolve(tmp_path):
     shutil.copytree(root / "testing", test_only / "testing")
     assert [v.name for v in resolve_videos(train_only, "train")] == ["a", "b"]
     assert [v.name for v in resolve_videos(test_only, "test")] == ["a", "b"]
+
+
+def test_docs_say_what_the_code_does(monkeypatch):
+    """Defect 11: AnoGraph.score's docstring names the model's score (Mahalanobis by default,
+    Eq. 5 only with scoring="discriminator"); the command sets no thread count and says so."""
+    from stgraph.cli import _setup_env
+    from stgraph.models import AnoGraph
+
+    doc = " ".join(AnoGraph.score.__doc__.split())
+    assert "Eq. 5" not in doc and "the model's score (``scoring``)" in doc
+    class_doc = " ".join(AnoGraph.__doc__.split())
+    assert 'Default ``"mahalanobis"``' in class_doc and "paper's Eq. 5" in class_doc
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    _setup_env()
+    assert "OMP_NUM_THREADS" not in os.environ
+    assert "left to ``OMP_NUM_THREADS``" in " ".join(_setup_env.__doc__.split())
