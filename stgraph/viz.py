@@ -287,10 +287,10 @@ LABEL_SCALE = 0.35
 
 
 def _draw_labels(image: np.ndarray, corners: np.ndarray, labels: Sequence[str],
-                 colors: np.ndarray) -> None:
+                 colors: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Write ``labels`` on dark tags next to their boxes (in place), first come first placed:
     above the box, else below it, else inside its top; a label that would overlap one already
-    written in every place is left out (its box stays)."""
+    written in every place is left out (its box stays). Returns the tags (x1, y1, x2, y2)."""
     h, w = image.shape[:2]
     placed: list[tuple[int, int, int, int]] = []
     for (x1, y1, x2, y2), text, color in zip(corners.tolist(), labels, colors.tolist()):
@@ -309,6 +309,7 @@ def _draw_labels(image: np.ndarray, corners: np.ndarray, labels: Sequence[str],
         cv2.rectangle(image, rect[:2], (rect[2] - 1, rect[3] - 1), (0, 0, 0), -1)
         cv2.putText(image, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, LABEL_SCALE,
                     color, 1, cv2.LINE_AA)
+    return placed
 
 
 def fit_text_scale(text: str, width: int, scale: float = 0.45, thickness: int = 1) -> float:
