@@ -217,7 +217,11 @@ def _example_image(example: Example, image: np.ndarray, table: ScoreTable,
     return np.concatenate([drawn, _crop_legend(drawn.shape[1])], axis=0)
 
 
-def _crop_legend(width: int, height: int = 34) -> np.ndarray:
+#: Pixel rows of the legend strip under every example crop.
+LEGEND_HEIGHT = 34
+
+
+def _crop_legend(width: int, height: int = LEGEND_HEIGHT) -> np.ndarray:
     """uint8 [height, width, 3] BGR strip under a crop: what the magenta and the coloured boxes
     mean."""
     import cv2
