@@ -15,7 +15,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export MPLBACKEND := Agg
 
-.PHONY: install demo test test-slow bench bench-ped2 bench-stream clean
+.PHONY: install demo test test-slow test-ray bench bench-ped2 bench-stream bench-scale clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+test-ray: install  # the optional Ray engine (pip install 'stgraph[ray]') and the torchrun tests
+	$(PY) -m pip install -q ray==2.60.0
+	$(PY) -m pytest -q -m slow tests/test_engine.py tests/test_distributed.py
+
 bench: install
 	$(PY) benchmarks/graph_build.py
 
@@ -44,6 +48,10 @@ bench-ped2: install  # needs ../shared/data; ~7 min cold, ~2 min with the detect
 
 bench-stream: install  # needs ../shared/data; ~5 min
 	OMP_NUM_THREADS=1 $(PY) benchmarks/stream.py
+
+bench-scale: install  # DGI epoch on 100,000 nodes / 1,000,000 edges, before and after; ~2 min
+	OMP_NUM_THREADS=1 $(PY) benchmarks/scale.py --threads 1
+	OMP_NUM_THREADS=2 $(PY) benchmarks/scale.py --threads 2
 
 clean:
 	rm -rf $(VENV) .cache outputs .pytest_cache

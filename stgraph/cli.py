@@ -5,11 +5,17 @@
     stgraph fit   --train DIR  --method frame_difference --detector none --out model/
     stgraph fit   --train DIR  --method NAME --labels video_labels.csv --param key=value ...
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
+    stgraph extract --video PATH_OR_DIR --detector yolox --weights PATH [--cache DIR]  (cache only)
+    fit, score, extract: [--engine local|ray [--address ADDR] [--num-cpus N]]  (one Ray task/video)
+    torchrun --nproc-per-node 2 -m stgraph.cli fit ...   (data-parallel training, anograph)
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
-                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]]
+                  [--masks pixel_masks/] [--report DIR [--video-root testing/frames]
+                  [--html [--model model/]]]
     stgraph plot  --scores scores.csv [--labels frame_labels.npz] --out curve.png [--overlay VIDEO]
     stgraph watch --model model/ (--video PATH | --camera N) [--out overlay.mp4] [--events events.jsonl]
                   [--scores scores.csv] [--show]
+    stgraph serve --model model/ --source VIDEO|CAMERA [--source ...] [--host 127.0.0.1]
+                  [--port 8000] [--db events.db|URL] [--token T]
 
 Every command prints what it did; errors in the input (missing files, bad labels) are reported in
 one line with exit status 2, never as a traceback.
@@ -353,17 +359,73 @@ def cmd_fit(args: argparse.Namespace) -> int:
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
     pipe.check_components()
+    world = _data_parallel(model, args.method)
+    if world is not None:  # under torchrun: this process trains on its share of the videos
+        if len(videos) < world.world_size:
+            raise ValueError(f"{len(videos)} training video(s) for {world.world_size} processes: "
+                             "every process needs at least one")
+        videos = videos[world.rank::world.world_size]
+        y = None if y is None else y[world.rank::world.world_size]
     t0 = time.perf_counter()
-    pipe.fit(videos, y=y, start=args.start, frames=args.frames)
-    pipe.save(out)
-    print(f"trained {args.method} on {len(videos)} video(s) in {time.perf_counter() - t0:.1f} s "
-          f"-> {out}")
+    with _engine_from(args) as engine:
+        pipe.fit(videos, y=y, start=args.start, frames=args.frames, engine=engine)
+    if world is None or world.rank == 0:  # every process holds the same model
+        pipe.save(out)
+        where = "" if world is None else f" x {world.world_size} processes"
+        print(f"trained {args.method} on {len(videos)} video(s){where} in "
+              f"{time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
+def _data_parallel(model: Any, method: str) -> Any:
+    """The torch.distributed group when launched by torchrun with several processes, else None.
+    Only methods that train data-parallel (``data_parallel = True``) may be launched so."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    if not getattr(model, "data_parallel", False):
+        raise ValueError(f"method {method} does not train data-parallel; run it without torchrun")
+    from stgraph.distributed import init_from_env
+
+    return init_from_env()
+
+
+def _engine_from(args: argparse.Namespace) -> Any:
+    """The engine of ``--engine`` / ``--address`` / ``--num-cpus`` (stgraph.engine)."""
+    from stgraph.engine import make_engine
+
+    return make_engine(args.engine, args.address, args.num_cpus, progress=not args.quiet)
+
+
+def _add_engine_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="where per-video extraction/scoring runs: this process, or one Ray task "
+                         "per video (pip install 'stgraph[ray]')")
+    ap.add_argument("--address", default=None,
+                    help="--engine ray: a running Ray cluster ('auto', HOST:6379 or "
+                         "ray://HOST:10001); default: start a local Ray instance")
+    ap.add_argument("--num-cpus", type=_positive_int, default=None,
+                    help="--engine ray without --address: CPUs of the local Ray instance")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from stgraph.pipeline import Pipeline
+
+    videos = resolve_videos(args.video, split=args.split)
+    pipe = Pipeline(_detector_from(args), make_features(args.features or "geometry+class",
+                                                        args.backbone),
+                    resize=tuple(args.resize) if args.resize else None, stride=args.stride,
+                    cache_dir=args.cache, progress=not args.quiet)
+    t0 = time.perf_counter()
+    with _engine_from(args) as engine:
+        counts = engine.extract(pipe, videos, start=args.start, frames=args.frames)
+    elapsed = time.perf_counter() - t0
+    print(f"extracted {len(videos)} video(s), {sum(counts)} frames in {elapsed:.1f} s "
+          f"({args.engine} engine) -> cache {args.cache}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from stgraph.pipeline import Pipeline
-    from stgraph.scores import ScoreTable
 
     out = check_output_file(args.out, "--out")
     frames_out = check_output_file(args.frames_out, "--frames-out") if args.frames_out else None
@@ -371,8 +433,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                          weights=args.weights)
     videos = _with_fps(resolve_videos(args.video, split="test"), args.fps)
     t0 = time.perf_counter()
-    table = ScoreTable.concat([pipe.score(v, start=args.start, frames=args.frames)
-                               for v in videos])
+    with _engine_from(args) as engine:
+        table = engine.score(pipe, videos, start=args.start, frames=args.frames)
     elapsed = time.perf_counter() - t0
     table.to_json(out) if str(out).endswith(".json") else table.to_csv(out)
     if frames_out:
@@ -411,6 +473,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.masks and not Path(args.masks).is_dir():
         raise FileNotFoundError(f"--masks: mask root folder not found: {args.masks}")
+    if (args.html or args.model) and not args.report:
+        raise ValueError("--html and --model go with --report DIR (the page is DIR/report.html)")
+    if args.model and not args.video_root:
+        raise ValueError("--model explains objects on their frames: give --video-root too")
     for flag, path in (("--out", args.out), ("--report", args.report)):
         if path and Path(path).exists() and Path(path).is_dir() == (flag == "--out"):
             raise ValueError(f"{flag} {path}: is {'a folder' if flag == '--out' else 'a file'}; "
@@ -461,6 +527,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         n_heatmaps = sum(key.startswith("heatmap:") for key in written)
         heat = f", {n_heatmaps} pixel-map pictures" if n_heatmaps else ""
         print(f"report ({len(written)} files, {n_examples} example crops{heat}) -> {args.report}")
+        if args.html:
+            _write_html(args, table, frame_scores, labels, report, regions, videos)
     return 0
 
 
@@ -506,6 +574,31 @@ def _report_videos(root: str, table, report: str | None) -> dict[str, Any]:
 
 def _some(names: Sequence[str], n: int = 5) -> str:
     return f"[{', '.join(names[:n])}{', ...' if len(names) > n else ''}]"
+
+
+def _write_html(args: argparse.Namespace, table, frame_scores, labels, report, regions,
+                videos) -> None:
+    """``eval --report DIR --html``: DIR/report.html (:mod:`stgraph.html_report`)."""
+    from stgraph.html_report import explain_frames, write_html_report
+    from stgraph.report import pick_examples
+
+    explanations, note = {}, ""
+    if args.model:
+        false_positives, missed = pick_examples(frame_scores, labels)
+        frames: dict[str, set] = {}
+        for example in false_positives + missed:
+            frames.setdefault(example.video, set()).add(example.frame)
+        for video, fs in frame_scores.items():
+            if len(fs):
+                frames.setdefault(video, set()).add(int(fs.frames[fs.scores.argmax()]))
+        explanations, note = explain_frames(args.model, videos, frames, cache_dir=args.cache)
+    path, summary = write_html_report(
+        Path(args.report) / "report.html", table, frame_scores, labels, report, regions, videos,
+        explanations=explanations, explain_note=note,
+        max_image_bytes=int(args.html_budget_mb * 1e6))
+    print(f"html report ({summary['bytes'] / 1e6:.2f} MB, {summary['pictures']} frame pictures "
+          f"= {summary['image_bytes'] / 1e6:.2f} MB, {summary['explained']} objects explained) "
+          f"-> {path}")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -560,6 +653,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
           f"frames/s, {summary['events']} alarm(s) above {summary['threshold']:.4f}{stopped}")
     for what, path in summary["outputs"].items():
         print(f"{what} -> {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stgraph.serve import ServeConfig, serve, token_from_env
+
+    config = ServeConfig(model=args.model, sources=args.source, db=args.db, host=args.host,
+                         token=token_from_env(args.token), threshold=args.threshold,
+                         quantile=args.quantile, min_duration=args.min_duration,
+                         merge_gap=args.merge_gap, realtime=args.realtime,
+                         retry_s=args.retry_s)
+    serve(config, port=args.port, log_level="warning" if args.quiet else "info")
+    print("stgraph serve: stopped")
     return 0
 
 
@@ -632,6 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=_frame_index, default=None, help="random seed (default: 0)")
     f.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     f.add_argument("--out", required=True, help="model folder")
+    _add_engine_args(f)
     f.set_defaults(func=cmd_fit)
 
     s = command("score", "score every object, frame or patch of videos with a saved model")
@@ -648,7 +755,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     s.add_argument("--out", default="scores.csv", help="ScoreTable, .csv or .json")
     s.add_argument("--frames-out", help="also write one row per frame: video,frame,score (CSV)")
+    _add_engine_args(s)
     s.set_defaults(func=cmd_score)
+
+    x = command("extract", "detect objects and compute node features of videos into the cache "
+                "only (what fit/score with the same settings then read)")
+    x.add_argument("--video", required=True,
+                   help="video file, frame folder, folder of videos or dataset root")
+    x.add_argument("--split", default="test", help="which split of a dataset root")
+    _add_detector_args(x)
+    _add_range_args(x)
+    x.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
+    _add_engine_args(x)
+    x.set_defaults(func=cmd_extract)
 
     e = command("eval", "frame-level AUC (micro/macro), EER, Youden table")
     e.add_argument("--scores", required=True,
@@ -659,6 +778,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write the metrics JSON here")
     e.add_argument("--report", help="write a report folder here (metrics, summary.md, plots, crops)")
     e.add_argument("--video-root", help="test videos / frame folders, for the report's frame crops")
+    e.add_argument("--html", action="store_true",
+                   help="also write DIR/report.html: one self-contained page (curves, threshold "
+                   "slider, frames with boxes, examples, explanations), no server or network")
+    e.add_argument("--html-budget-mb", type=float, default=12.0,
+                   help="most megabytes of frame pictures embedded in report.html")
+    e.add_argument("--model", help="with --html: a saved graph model (`stgraph fit`) whose "
+                   "explanations of the example frames' objects the page shows")
+    e.add_argument("--cache", default=".cache/stgraph",
+                   help="with --model: detection/feature cache folder")
     e.add_argument("--masks", help="pixel-mask folders (e.g. ground_truth/pixel_masks with "
                    "TestNNN/NNN.png, 1-based): adds RBDC, TBDC and pixel AUC")
     e.add_argument("--region-iou", type=float, default=0.1, help="IoU for a region hit (RBDC/TBDC)")
@@ -705,6 +833,28 @@ def build_parser() -> argparse.ArgumentParser:
                    "model's default window)")
     w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
     w.set_defaults(func=cmd_watch)
+
+    v = command("serve", "live dashboard of one or more sources, with an events database")
+    v.add_argument("--model", required=True, help="folder written by `stgraph fit`")
+    v.add_argument("--source", action="append", required=True,
+                   help="video file, frame folder or camera index (repeatable)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; any other than loopback needs --token")
+    v.add_argument("--port", type=_positive_int, default=8000)
+    v.add_argument("--db", default="stgraph_events.db",
+                   help="events database: a SQLite file, or a SQLAlchemy URL "
+                   "(e.g. postgresql://user@host/db)")
+    v.add_argument("--token", help="access token (default: $STGRAPH_TOKEN); required off loopback")
+    v.add_argument("--threshold", type=float, help="alarm threshold (default: --quantile of the "
+                   "training object scores)")
+    v.add_argument("--quantile", type=float, default=0.99, help="default threshold's quantile")
+    v.add_argument("--min-duration", type=_positive_int, default=3, help="shortest alarm, frames")
+    v.add_argument("--merge-gap", type=_frame_index, default=5,
+                   help="merge alarms this many frames apart")
+    v.add_argument("--realtime", action="store_true", help="play video files at their frame rate")
+    v.add_argument("--retry-s", type=float, default=5.0,
+                   help="seconds before a source that ended or failed is started again")
+    v.set_defaults(func=cmd_serve)
     return ap
 
 

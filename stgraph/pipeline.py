@@ -310,13 +310,15 @@ class Pipeline:
 
     # ------------------------------------------------------------------ fit / score
     def fit(self, videos: Iterable[Any], y: Sequence[int] | np.ndarray | None = None,
-            start: int = 0, frames: int | None = None) -> "Pipeline":
+            start: int = 0, frames: int | None = None, engine: Any = None) -> "Pipeline":
         """Fit learnable feature producers, then the model, on ``videos``; returns self.
 
         Args:
             videos: training videos (paths, frame folders, arrays, dataset items).
             y: video-level labels [n_videos] (0/1) for weakly supervised models, else None.
             start, frames: use only frames ``start .. start + frames - 1`` of each video.
+            engine: a :class:`stgraph.engine.Engine` that extracts the videos' detections (e.g.
+                one Ray task per video); None: here, one video after the other.
         """
         videos = list(videos)
         if not videos:
@@ -326,7 +328,10 @@ class Pipeline:
         self.check_components()
         if self.features is not None and getattr(self.features, "requires_fit", False):
             self.features.fit([self.source(v, start, frames) for v in videos])
-        inputs = [self.model_input(v, start, frames) for v in videos]
+        if engine is not None:
+            inputs = engine.model_inputs(self, videos, start, frames)
+        else:
+            inputs = [self.model_input(v, start, frames) for v in videos]
         quiet = not self.progress and getattr(self.model, "progress", False) is True
         if quiet:  # Pipeline(progress=False) silences the model's training bars too
             self.model.progress = False

@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 
 from detectors.base import Detections
 from stgraph.graphs.object_graph import ObjectGraphBuilder
+from stgraph.distributed import Distributed
 from stgraph.graphs.window import CentredWindows
 from stgraph.models.base import (
     BaseEstimator, ModelFileError, ScoreQuantiles, check_int, check_labels, check_seed,
@@ -144,8 +145,10 @@ def frame_with_features(frame: Detections, width: int, name: str) -> Detections:
     return frame
 
 
-def _feature_moments(graphs: Sequence[Data], width: int) -> tuple[Tensor, Tensor]:
-    """Mean [D] and standard deviation [D] of the node features of ``graphs`` (float64 sums)."""
+def _feature_moments(graphs: Sequence[Data], width: int,
+                     world: Distributed | None = None) -> tuple[Tensor, Tensor]:
+    """Mean [D] and standard deviation [D] of the node features of ``graphs`` (float64 sums,
+    all-reduced over the processes of ``world``)."""
     total = torch.zeros(width, dtype=torch.float64)
     squares = torch.zeros(width, dtype=torch.float64)
     count = 0
@@ -154,9 +157,21 @@ def _feature_moments(graphs: Sequence[Data], width: int) -> tuple[Tensor, Tensor
         total += x.sum(dim=0)
         squares += (x * x).sum(dim=0)
         count += x.size(0)
+    if world is not None:
+        total, squares, count = world.sum_tensor(total), world.sum_tensor(squares), \
+            world.sum_int(count)
     mean = total / max(count, 1)
     variance = (squares / max(count, 1) - mean * mean).clamp_min(0)
     return mean.float(), variance.sqrt().float()
+
+
+def _gathered(per_video: list[Tensor], world: Distributed | None) -> list[Tensor]:
+    """``per_video`` tensors of every process, in rank order (this process's alone without
+    ``world``)."""
+    if world is None:
+        return per_video
+    return [torch.from_numpy(array) for part in world.gather_objects(
+        [t.cpu().numpy() for t in per_video]) for array in part]
 
 
 def _on_device(tensor: Tensor, device: torch.device) -> bool:
@@ -216,6 +231,13 @@ class AnoGraph(BaseEstimator):
         device: "cpu", "cuda", ...
         progress: show tqdm progress bars.
 
+    Data-parallel training: launched by ``torchrun`` (``torch.distributed`` initialised, e.g. by
+    :func:`stgraph.distributed.init_from_env`), each process calls ``fit`` on its own videos.
+    The feature scaling and the epoch losses are all-reduced, the gradients summed
+    (:func:`~stgraph.models.dgi_training.train_dgi`), ``s_train`` all-reduced, and every
+    process's training embeddings (or discriminator scores) gathered, so the density and the
+    training-score quantiles, hence the scores, are the same in every process.
+
     Learned attributes: ``model_`` (:class:`~stgraph.nn.dgi.AnoGraphDGI`), ``density_`` (the
     fitted :mod:`~stgraph.models.density` of the training embeddings; None with
     ``scoring="discriminator"``), ``s_train_`` [H] (training summary), ``n_features_in_`` (D),
@@ -230,6 +252,9 @@ class AnoGraph(BaseEstimator):
     consumes: ClassVar[str] = "detections"
     supervision: ClassVar[str] = "none"
     streams_exactly: ClassVar[bool] = True
+    #: ``fit`` trains data-parallel under ``torch.distributed`` (launched by torchrun): each process
+    #: fits on its own videos and every process ends with the same model (stgraph.distributed).
+    data_parallel: ClassVar[bool] = True
     fitted_attributes = ("model_", "density_", "n_features_in_", "history_", "train_scores_")
     #: 2: edges in PyG order and the density saved apart from the network (stgraph 0.2).
     format_version = 2
@@ -326,23 +351,27 @@ class AnoGraph(BaseEstimator):
                    for video in videos for start in range(0, len(video), self.train_window)]
         with seeded(self.seed):
             network = AnoGraphDGI(width, self.hidden, self.symmetric)
+        world = Distributed.current()
         if self.standardize:
-            network.set_feature_scaling(*_feature_moments(windows, width))
+            network.set_feature_scaling(*_feature_moments(windows, width, world))
         history = train_dgi(network, windows, epochs=self.epochs, lr=self.lr,
                             batch_size=self.batch_size, patience=self.patience, seed=self.seed,
                             device=self.device, progress=self.progress)
         network.eval()
         density = None
         if self.scoring == "discriminator":
-            train_scores = torch.cat(
-                [torch.as_tensor(np.concatenate(self._whole_video_values(
-                    video, DEFAULT_CHUNK_FRAMES, builder,
-                    lambda g: network.discriminator_score(self._embed(network, g)))))
-                 for video in videos])
+            train_scores = [torch.as_tensor(np.concatenate(self._whole_video_values(
+                video, DEFAULT_CHUNK_FRAMES, builder,
+                lambda g: network.discriminator_score(self._embed(network, g)))))
+                for video in videos]
+            train_scores = torch.cat(_gathered(train_scores, world))
         else:
             embeddings = [torch.as_tensor(np.concatenate(self._whole_video_values(
                 video, DEFAULT_CHUNK_FRAMES, builder, lambda g: self._embed(network, g))))
                 for video in videos]
+            # Under torch.distributed every process gets every video's embeddings, so the
+            # density (mean, covariance) and the cross-fitted quantiles are the same everywhere.
+            embeddings = _gathered(embeddings, world)
             density = make_density(self.scoring).fit(torch.cat(embeddings))
             train_scores = cross_fitted_scores(embeddings, lambda: make_density(self.scoring))
         quantiles = ScoreQuantiles.from_scores(train_scores.numpy())

@@ -10,16 +10,130 @@ other scores of the embeddings (the Mahalanobis distance, the library default) l
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
 from torch_geometric.nn import GCNConv, global_mean_pool
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from stgraph.graphs.object_graph import TEMPORAL
 
-__all__ = ["AnoGraphDGI"]
+__all__ = ["AnoGraphDGI", "Workspace", "csr_matrix", "csr_tensor"]
+
+
+def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """``torch.sparse_csr_tensor`` without invariant checks and without torch's "beta" notice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+def csr_matrix(rows: Tensor, cols: Tensor, values: Tensor, num_nodes: int) -> Tensor:
+    """Sparse CSR [N, N] with ``values[e]`` at ``(rows[e], cols[e])`` (duplicates kept, summed by
+    products). Entries are ordered by row with a stable sort, so the order inside a row is the
+    input order."""
+    order = torch.sort(rows, stable=True).indices
+    counts = torch.bincount(rows, minlength=num_nodes)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.int64, device=rows.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    return csr_tensor(crow, cols[order], values[order], (num_nodes, num_nodes))
+
+
+def _segment_sum(batch: Tensor, values: Tensor | None, rows: Tensor, num_graphs: int) -> Tensor:
+    """``out[g] = sum_{i: batch[i] = g} values[i] * rows[i]`` [B, H] as one sparse product."""
+    n = batch.numel()
+    order = torch.sort(batch, stable=True).indices
+    crow = torch.zeros(num_graphs + 1, dtype=torch.int64, device=batch.device)
+    torch.cumsum(torch.bincount(batch, minlength=num_graphs), 0, out=crow[1:])
+    vals = torch.ones(n, dtype=rows.dtype, device=rows.device) if values is None else values
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        segments = torch.sparse_csr_tensor(crow, order, vals[order], (num_graphs, n),
+                                           check_invariants=False)
+    return segments @ rows
+
+
+class Workspace:
+    """Reusable buffers for :meth:`AnoGraphDGI.propagated_loss_terms`.
+
+    Fresh [2N, H] tensors cost more to allocate (the pages are zeroed by the OS on first touch)
+    than the element-wise pass that fills them; a training loop keeps one workspace and every
+    step writes into the same memory. One workspace serves one forward/backward at a time.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def get(self, name: str, rows: int, like: Tensor) -> Tensor:
+        """An uninitialised [rows, like.size(1)] buffer of ``like``'s dtype and device."""
+        cols = like.size(-1)
+        buffer = self._buffers.get(name)
+        if (buffer is None or buffer.size(0) < rows or buffer.size(1) != cols
+                or buffer.dtype != like.dtype or buffer.device != like.device):
+            buffer = torch.empty(max(rows, 0 if buffer is None else buffer.size(0)), cols,
+                                 dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer[:rows]
+
+
+class _PropagatedDGILoss(torch.autograd.Function):
+    """The DGI loss terms from propagated inputs, with a hand-written backward pass.
+
+    Forward (2N rows: N real then N corrupted; ``batch`` [N] graph of each real/corrupted pair)::
+
+        z = ax Θᵀ + b            [2N, H]     h = PReLU_a(z)
+        s_g = sigmoid(mean_{i in g} h_i)   (real rows)      v_g = W s_g   [B, H]
+        l_i = h_i · v_g(i)                  L = sum softplus(-l_real) + sum softplus(l_corrupt)
+
+    The gradients are those autograd would give, computed with two dense products, two sparse
+    segment sums and a few in-place element-wise passes over workspace buffers.
+    """
+
+    @staticmethod
+    def forward(ctx, ax: Tensor, theta: Tensor, bias: Tensor, slope: Tensor, weight: Tensor,
+                batch: Tensor, num_graphs: int, workspace: Workspace) -> Tensor:
+        n, rows = batch.numel(), ax.size(0)
+        h = workspace.get("h", rows, bias[None])
+        torch.addmm(bias, ax, theta.t(), out=h)                     # z
+        negative_part = workspace.get("negative_part", rows, h)
+        torch.clamp(h, max=0, out=negative_part)                    # min(z, 0)
+        h.clamp_(min=0).add_(negative_part, alpha=float(slope))     # PReLU(z)
+        counts = torch.bincount(batch, minlength=num_graphs).clamp_(min=1).to(h.dtype)
+        summary = torch.sigmoid(_segment_sum(batch, None, h[:n], num_graphs) / counts[:, None])
+        direction = workspace.get("direction", n, h)
+        torch.index_select(summary @ weight.t(), 0, batch, out=direction)  # W s_g(i) [N, H]
+        logits = torch.stack([torch.einsum("nh,nh->n", h[:n], direction),
+                              torch.einsum("nh,nh->n", h[n:], direction)])  # [2, N]
+        ctx.save_for_backward(ax, theta, slope, weight, batch, summary, logits, counts)
+        ctx.num_graphs, ctx.workspace = num_graphs, workspace
+        return torch.nn.functional.softplus(-logits[0]).sum() + \
+            torch.nn.functional.softplus(logits[1]).sum()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        ax, theta, slope, weight, batch, summary, logits, counts = ctx.saved_tensors
+        n, b, rows, workspace = batch.numel(), ctx.num_graphs, ax.size(0), ctx.workspace
+        h = workspace.get("h", rows, ax.new_empty(0, theta.size(0)))
+        negative_part = workspace.get("negative_part", rows, h)
+        direction = workspace.get("direction", n, h)
+        c_real = -torch.sigmoid(-logits[0]) * grad  # dL/dl of real rows [N]
+        c_corrupt = torch.sigmoid(logits[1]) * grad  # of corrupted rows [N]
+        dv = _segment_sum(batch, c_real, h[:n], b) + _segment_sum(batch, c_corrupt, h[n:], b)
+        d_weight = dv.t() @ summary
+        d_mean = (dv @ weight) * summary * (1 - summary) / counts[:, None]  # [B, H]
+        dh = workspace.get("dh", rows, h)
+        torch.mul(direction, c_real[:, None], out=dh[:n])
+        torch.mul(direction, c_corrupt[:, None], out=dh[n:])
+        dh[:n] += torch.index_select(d_mean, 0, batch, out=direction)
+        d_slope = torch.dot(dh.reshape(-1), negative_part.reshape(-1)).reshape(slope.shape)
+        # dz = dh * (a where z < 0, else 1) = dh + (1 - a) * dh * sign(min(z, 0)), in place
+        dh.addcmul_(dh, negative_part.sign_(), value=1 - float(slope))
+        d_theta = dh.t() @ ax
+        d_bias = dh.sum(dim=0)
+        return None, d_theta, d_bias, d_slope, d_weight, None, None, None
 
 
 class AnoGraphDGI(nn.Module):
@@ -113,8 +227,56 @@ class AnoGraphDGI(nn.Module):
 
         ``x`` is standardised first with the stored feature scaling (identity unless set).
         """
-        x = (x - self.feature_mean) / self.feature_scale
+        x = self.standardize(x)
         return self.act(self.conv(x, *self.message_edges(edge_index, edge_weight, edge_type)))
+
+    def propagation_matrix(self, edge_index: Tensor, edge_weight: Tensor | None,
+                           edge_type: Tensor | None, num_nodes: int) -> Tensor:
+        """The GCN's normalised adjacency ``Â = D^-1/2 (A + I) D^-1/2`` as sparse CSR [N, N].
+
+        Row i holds what node i aggregates (``Â[i, j]`` = normalised weight of edge j → i), exactly
+        as :class:`~torch_geometric.nn.GCNConv` normalises (``gcn_norm``: weight-1 self loops only
+        for nodes without one). So ``encode(x) == transform(Â @ standardize(x))`` (see
+        :meth:`transform`): the linear map and the propagation commute.
+        """
+        edge_index, edge_weight = self.message_edges(edge_index, edge_weight, edge_type)
+        edge_index, norm = gcn_norm(edge_index, edge_weight, num_nodes, improved=False,
+                                    add_self_loops=True, flow="source_to_target",
+                                    dtype=torch.float32)
+        return csr_matrix(edge_index[1], edge_index[0], norm, num_nodes)
+
+    def standardize(self, x: Tensor) -> Tensor:
+        """``(x - mean) / scale`` [N, D], the feature scaling :meth:`encode` applies first."""
+        return (x - self.feature_mean) / self.feature_scale
+
+    def transform(self, propagated: Tensor) -> Tensor:
+        """Embeddings ``h`` [N, H] = PReLU(``propagated`` Θᵀ + b) from ``Â x̃`` [N, D].
+
+        ``propagated`` = ``Â @ standardize(x)`` (:meth:`propagation_matrix`): the GCN with its
+        sparse product done first, on D columns instead of H, and outside autograd (it does not
+        depend on the weights). Equal to :meth:`encode` up to float rounding.
+        """
+        return self.act(F.linear(propagated, self.conv.lin.weight, self.conv.bias))
+
+    def propagated_loss_terms(self, pos: Tensor, neg: Tensor, batch: Tensor,
+                              num_graphs: int, workspace: Workspace | None = None) -> Tensor:
+        """Sum of the 2N binary cross-entropy terms of Eq. 4 (a 0-dim tensor).
+
+        ``pos`` = ``Â x̃`` [N, D] and ``neg`` = ``Â x̃[perm]`` [N, D] (the corruption, propagated
+        on the same graph); ``batch`` [N] the graph of each node in ``0 .. num_graphs - 1``.
+        :meth:`loss` is this sum divided by ``2N``. Both sets go through the linear map in one
+        product, the discriminator reads ``h · (W s_g)`` (O(N H), not O(N H²)), and the
+        backward pass is written out (:class:`_PropagatedDGILoss`), so that the [2N, H]
+        activations are touched a few times only. A training loop passes one
+        :class:`Workspace` to every step (its buffers are reused; None: fresh ones).
+        """
+        if self.act.weight.numel() != 1:
+            raise ValueError("propagated_loss_terms needs a PReLU with one shared slope")
+        workspace = Workspace() if workspace is None else workspace
+        both = torch.cat([pos, neg], out=workspace.get("propagated", 2 * pos.size(0), pos))
+        return _PropagatedDGILoss.apply(both, self.conv.lin.weight,
+                                        self.conv.bias, self.act.weight, self.weight,
+                                        batch, num_graphs, workspace)
 
     @staticmethod
     def readout(h: Tensor, batch: Tensor | None = None) -> Tensor:
@@ -136,9 +298,9 @@ class AnoGraphDGI(nn.Module):
 
     def logits(self, h: Tensor, summary: Tensor, batch: Tensor | None = None) -> Tensor:
         """Discriminator logits [N]: ``h_iᵀ W s_g(i)`` for node i of graph g(i); D = sigmoid."""
-        s = summary.reshape(-1, self.hidden)
-        s = s[batch] if batch is not None else s.expand(h.size(0), -1)
-        return ((h @ self.weight) * s).sum(dim=-1)
+        direction = summary.reshape(-1, self.hidden) @ self.weight.t()  # [B, H]: W s_g
+        direction = direction[batch] if batch is not None else direction.expand(h.size(0), -1)
+        return (h * direction).sum(dim=-1)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
                 edge_type: Tensor | None = None, batch: Tensor | None = None,
