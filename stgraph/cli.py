@@ -840,7 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video file, frame folder or camera index (repeatable)")
     v.add_argument("--host", default="127.0.0.1",
                    help="address to bind; any other than loopback needs --token")
-    v.add_argument("--port", type=_positive_int, default=8000)
+    v.add_argument("--port", type=_positive_int, default=8000, help="TCP port to listen on")
     v.add_argument("--db", default="stgraph_events.db",
                    help="events database: a SQLite file, or a SQLAlchemy URL "
                    "(e.g. postgresql://user@host/db)")
