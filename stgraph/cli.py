@@ -82,14 +82,16 @@ def make_detector(name: str, weights: str | None = None, classes: Sequence[str] 
 
 
 #: Feature groups by CLI name (``--features geometry+class``), in the order they are concatenated.
-FEATURE_GROUPS = ("geometry", "class", "roi")
+FEATURE_GROUPS = ("geometry", "class", "roi", "stm_ae", "dissociation")
 
 
 def make_features(name: str, backbone: str | None = None) -> Any:
     """Feature producer by CLI name: ``+``-joined groups of ``geometry`` (box position, size,
-    velocity), ``class`` (detector class one-hot x score) and ``roi`` (MobileNetV2 RoIAlign);
-    ``both`` is the older spelling of ``geometry+roi``."""
+    velocity), ``class`` (detector class one-hot x score), ``roi`` (MobileNetV2 RoIAlign) and
+    the learned autoencoder features ``stm_ae`` / ``dissociation`` (fitted on the training
+    videos); ``both`` is the older spelling of ``geometry+roi``."""
     from stgraph.features import ClassFeatures, ConcatFeatures, GeometryFeatures, RoIAlignFeatures
+    from stgraph.features.autoencoder import DissociationFeatures, STMAEFeatures
 
     groups = ["geometry", "roi"] if name == "both" else name.split("+")
     unknown = [g for g in groups if g not in FEATURE_GROUPS]
@@ -97,15 +99,18 @@ def make_features(name: str, backbone: str | None = None) -> Any:
         raise ValueError(f"unknown features {name!r}; join groups of {', '.join(FEATURE_GROUPS)} "
                          "with '+', e.g. geometry+class")
     make = {"geometry": GeometryFeatures, "class": ClassFeatures,
-            "roi": lambda: RoIAlignFeatures(weights=backbone)}
+            "roi": lambda: RoIAlignFeatures(weights=backbone), "stm_ae": STMAEFeatures,
+            "dissociation": DissociationFeatures}
     producers = [make[g]() for g in groups]
     return producers[0] if len(producers) == 1 else ConcatFeatures(producers)
 
 
-def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
+def resolve_videos(path: str | Path, split: str = "test", weak_side: str = "train") -> list[Any]:
     """Videos named by a CLI path: a video file, a frame folder, a folder of videos / frame folders,
     or a dataset root in any layout :func:`stgraph.datasets.load_dataset` knows (UCSD, Avenue,
-    ShanghaiTech, UCF-Crime, ``training/`` + ``testing/`` folders; then the given split)."""
+    ShanghaiTech, UCF-Crime, ``training/`` + ``testing/`` folders; then the given split).
+    ``split="weak"`` (UCSD Ped2) is the weakly supervised split: its ``weak_side`` ("train" for
+    fit, "test" for score) (:func:`stgraph.datasets.ucsd.weak_split`)."""
     from stgraph.datasets.folders import _list_videos
     from stgraph.datasets.loader import load_dataset
     from stgraph.io.frames import IMAGE_EXTENSIONS
@@ -118,6 +123,11 @@ def resolve_videos(path: str | Path, split: str = "test") -> list[Any]:
     if any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir() if q.is_file()):
         return [p]  # a frame folder is one video
     kind = _dataset_kind(p)
+    if kind is not None and split == "weak":
+        if kind != "ucsd":
+            raise ValueError(f"--split weak exists for UCSD Ped2 only; {p} is a {kind} dataset")
+        ds = load_dataset(p, kind, split="weak")
+        return ds.train if weak_side == "train" else ds.test
     if kind is not None:  # a dataset root in a known layout: its errors are the user's to see
         # a score-only copy has no training split, a training-only copy no test split
         options = ({"require_train": False} if split == "test" else {"require_test": False}) \
@@ -167,7 +177,8 @@ def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> N
                     help="node features for object-level methods: '+'-joined groups of "
                          "geometry, class, roi (default geometry+class, the best on UCSD Ped2, "
                          "see the README)")
-    ap.add_argument("--backbone", help="MobileNetV2 weights for RoI features (random init if omitted)")
+    ap.add_argument("--backbone", help="MobileNetV2 weights for RoI / snippet features (random "
+                    "init if omitted)")
     ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")
     ap.add_argument("--stride", type=_positive_int, default=1, help="use every N-th frame")
 
@@ -251,7 +262,12 @@ def _detector_from(args: argparse.Namespace) -> Any:
 
 
 def _features_from(args: argparse.Namespace, model: Any) -> Any:
-    """The node-feature producer for object-level models (None for frame-level ones)."""
+    """The node-feature producer for object-level models, the snippet extractor (MobileNetV2
+    weights from ``--backbone``) for snippet models, None for frame-level ones."""
+    if getattr(model, "consumes", "detections") == "snippets" and args.features is None:
+        from stgraph.features.snippets import SnippetExtractor
+
+        return SnippetExtractor(weights=args.backbone)
     if getattr(model, "consumes", "detections") != "detections":
         if args.features is not None:
             raise ValueError(f"--features is for object-level methods; {type(model).__name__} "
@@ -351,9 +367,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     model = make_model(args.method, params)
     videos = resolve_videos(args.train, split=args.split)
     y = _video_labels(args.labels, videos) if args.labels else None
+    if y is None and videos and all("video_label" in getattr(v, "meta", {}) for v in videos):
+        y = [v.meta["video_label"] for v in videos]  # a split that knows them (--split weak)
     if getattr(model, "supervision", "none") == "weak" and y is None:
         raise ValueError(f"method {args.method} learns from video-level labels: give --labels "
-                         "FILE (CSV 'video,label' or JSON {video: 0 or 1})")
+                         "FILE (CSV 'video,label' or JSON {video: 0 or 1}) or --split weak")
     detector = _detector_from(args)
     pipe = Pipeline(detector, _features_from(args, model), model,
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
@@ -431,7 +449,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     frames_out = check_output_file(args.frames_out, "--frames-out") if args.frames_out else None
     pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet,
                          weights=args.weights)
-    videos = _with_fps(resolve_videos(args.video, split="test"), args.fps)
+    videos = _with_fps(resolve_videos(args.video, split=args.split, weak_side="test"), args.fps)
     t0 = time.perf_counter()
     with _engine_from(args) as engine:
         table = engine.score(pipe, videos, start=args.start, frames=args.frames)
@@ -730,7 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method parameter (repeatable; JSON values, e.g. epochs=8)")
     f.add_argument("--labels", help="video-level labels for weakly supervised methods: CSV "
                    "'video,label' or JSON {video: 0 or 1}")
-    f.add_argument("--split", default="train", help="which split of a dataset root to train on")
+    f.add_argument("--split", default="train", help="which split of a dataset root to train on "
+                   "('weak': UCSD Ped2's weakly supervised split, with its video labels)")
     _add_detector_args(f)
     _add_range_args(f)
     f.add_argument("--epochs", type=_positive_int, default=None,
@@ -745,6 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="folder written by `stgraph fit`")
     s.add_argument("--video", required=True,
                    help="video file, frame folder, folder of videos or dataset root")
+    s.add_argument("--split", default="test", help="which split of a dataset root to score "
+                   "('weak': the test side of UCSD Ped2's weak split)")
     _add_range_args(s)
     s.add_argument("--weights", help="detector weights file to use instead of the one the model "
                    "was fitted with (e.g. the same file in another folder)")

@@ -52,6 +52,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ClassFeatures": "stgraph.features.classes:ClassFeatures",
         "RoIAlignFeatures": "stgraph.features.roi:RoIAlignFeatures",
         "ConcatFeatures": "stgraph.features.base:ConcatFeatures",
+        "SnippetExtractor": "stgraph.features.snippets:SnippetExtractor",
+        "STMAEFeatures": "stgraph.features.autoencoder:STMAEFeatures",
+        "DissociationFeatures": "stgraph.features.autoencoder:DissociationFeatures",
     },
     "builder": {
         "ObjectGraphBuilder": "stgraph.graphs.object_graph:ObjectGraphBuilder",
@@ -59,6 +62,10 @@ BUILTIN: dict[str, dict[str, str]] = {
     "model": {
         "anograph": "stgraph.models.anograph:AnoGraph",
         "frame_difference": "stgraph.models.frame_difference:FrameDifference",
+        "mil_linear": "stgraph.models.ssrl:LinearMIL",
+        "ssrl": "stgraph.models.ssrl:SSRL",
+        "stm_ae": "stgraph.models.stm_ae:STMAE",
+        "dissociation": "stgraph.models.dissociation:DissociationAE",
     },
 }
 

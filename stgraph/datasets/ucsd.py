@@ -29,7 +29,8 @@ from stgraph.datasets.folders import (DatasetError, VideoDataset, VideoItem, che
 from stgraph.datasets.labels import intervals_to_labels, read_ucsd_m
 from stgraph.io.frames import IMAGE_EXTENSIONS, natural_key
 
-__all__ = ["load_ucsd", "is_ucsd", "video_number"]
+__all__ = ["load_ucsd", "is_ucsd", "video_number", "weak_split", "PED2_WEAK_TRAIN",
+           "PED2_WEAK_TEST", "WEAK_PREFIX"]
 
 SUBSETS = {"ped1": "UCSDped1", "ped2": "UCSDped2"}
 
@@ -50,18 +51,60 @@ def is_ucsd(root: Path) -> bool:
     return (root / "testing").is_dir() and (any(gt.glob("UCSDped*.m")) or (gt / "pixel_masks").is_dir())
 
 
-def load_ucsd(root: str | Path, subset: str | None = None, fps: float | None = 10.0) -> VideoDataset:
+#: Ped2 weak split (issue 13): test videos whose video-level label "abnormal" is used for training.
+PED2_WEAK_TRAIN = (1, 3, 5, 7, 9, 11)
+#: Ped2 weak split: test videos scored at frame level (never seen in training).
+PED2_WEAK_TEST = (2, 4, 6, 8, 10, 12)
+#: Name prefix of the test videos moved to the weak training side (train and test names collide).
+WEAK_PREFIX = "weak_"
+
+
+def weak_split(ds: VideoDataset, train_numbers: tuple[int, ...] = PED2_WEAK_TRAIN,
+               test_numbers: tuple[int, ...] = PED2_WEAK_TEST) -> VideoDataset:
+    """The weakly supervised split of UCSD Ped2 (fixed, so that results compare).
+
+    ``train``: every normal training video (``meta["video_label"] = 0``) plus test videos 01, 03,
+    05, 07, 09, 11 (``meta["video_label"] = 1``, frame labels dropped, renamed ``weak_01`` ...
+    because training and test names collide); ``test``: test videos 02, 04, 06, 08, 10, 12 with
+    their frame labels. No test video is on both sides. Video labels for ``fit``:
+    ``[v.meta["video_label"] for v in split.train]``.
+
+    Raises:
+        DatasetError: a listed test video is missing.
+    """
+    from dataclasses import replace
+
+    by_number = {video_number(v.name): v for v in ds.test}
+    missing = [n for n in (*train_numbers, *test_numbers) if n not in by_number]
+    if missing:
+        raise DatasetError(f"{ds.root}: the weak split needs test videos {missing}, not found")
+    train = [replace(v, meta={**v.meta, "video_label": 0}) for v in ds.train]
+    train += [replace(by_number[n], name=WEAK_PREFIX + by_number[n].name, labels=None,
+                      split="train", meta={**by_number[n].meta, "video_label": 1})
+              for n in train_numbers]
+    test = [by_number[n] for n in test_numbers]
+    return VideoDataset(f"{ds.name}-weak", ds.root, train, test)
+
+
+def load_ucsd(root: str | Path, subset: str | None = None, fps: float | None = 10.0,
+              split: str | None = None) -> VideoDataset:
     """Read UCSD Ped1 or Ped2 in the official or the re-packaged layout (see the module docstring).
 
     Args:
         root: ``UCSD_Anomaly_Dataset.v1p2``, ``UCSDped1``/``UCSDped2``, or a re-packaged folder.
         subset: ``"ped1"`` or ``"ped2"``; needed only when ``root`` holds both.
         fps: frame rate of the frame folders (the clips are about 10 fps).
+        split: ``None`` (official train / test) or ``"weak"`` (:func:`weak_split`: Ped2's weakly
+            supervised split, video labels in ``meta["video_label"]``).
 
     Raises:
         DatasetError: listing every problem (missing folders or annotation, label / mask / frame
             count mismatches, unreadable frames).
     """
+    if split not in (None, "weak"):
+        raise DatasetError(f"unknown UCSD split {split!r}; choose None or 'weak'")
+    if split == "weak":
+        return weak_split(load_ucsd(root, subset, fps))
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")

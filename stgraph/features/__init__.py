@@ -4,6 +4,8 @@
 * :class:`RoIAlignFeatures` — MobileNetV2 feature map pooled inside each box (RoIAlign);
 * :class:`ClassFeatures` — one-hot detector class (optionally scaled by the score);
 * :class:`ConcatFeatures` — several producers side by side;
+* ``STMAEFeatures`` / ``DissociationFeatures`` (:mod:`stgraph.features.autoencoder`) — errors and
+  latents of a fitted pixel autoencoder pooled inside each box (learned: ``requires_fit``);
 * :func:`annotate_features` — run a producer over a video; returns ``Detections`` with ``features``.
 """
 from stgraph.features.base import ConcatFeatures, FeatureError, FeatureProducer, annotate_features

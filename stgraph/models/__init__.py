@@ -5,6 +5,8 @@ training functions and an estimator that follows one contract (:mod:`stgraph.mod
 
     AnoGraph          Ano-Graph (Deep Graph Infomax on the object spatio-temporal graph)
     FrameDifference   naive frame-level baseline: mean absolute difference to the previous frame
+    STMAE             STM-AE, memory-enhanced two-stream autoencoder (:mod:`stgraph.models.stm_ae`)
+    DissociationAE    spatial AE + motion U-Net + deep K-means (:mod:`stgraph.models.dissociation`)
 
 Every model is registered (:mod:`stgraph.registry`, kind ``"model"``); the CLI's ``--method``
 names them.

@@ -1,0 +1,347 @@
+"""What the pixel autoencoders (STM-AE, dissociation) share: a frame-level estimator that scores
+frame t from the clip of frames ``t - n_input .. t`` (the last one is the target).
+
+A subclass writes ``__init__`` (with at least ``resolution``, ``width``, ``batch_size``, ``lr``,
+``seed``, ``device``, ``progress``, ``flow_cache``), ``_build_net()``, ``_train(net, data,
+generator) -> (losses, extra fitted config)`` and ``_analyse(net, clips, flows, extra) ->
+ClipAnalysis``. This module does the rest: frame preprocessing (BGR uint8 -> RGB in [-1, 1] at
+``resolution`` x ``resolution``), DIS flow when ``uses_flow`` (through
+:mod:`stgraph.features.flow`, cached for training videos with a path), clip batches, the
+streaming step ``score_next_frame`` that :meth:`score` also runs (so streaming equals batch),
+frame rows + pixel maps + object rows (mean error map inside each detector box), and
+persistence (``config.json`` + the network's ``state_dict``).
+
+The first ``n_input`` frames of a video have no history: they get no row (the table still knows
+them).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from detectors.base import Detections
+from stgraph.features.flow import OpticalFlow, video_flow
+from stgraph.io.frames import as_frame_source
+from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check_labels,
+                                 check_seed, make_generator, resolve_device, seeded)
+from stgraph.models.frame_difference import box_means
+from stgraph.scores import ScoreTable
+from stgraph.stream import FrameOutput
+
+__all__ = ["ClipAutoencoder", "ClipAnalysis", "ClipData", "ClipState"]
+
+
+@dataclass
+class ClipAnalysis:
+    """What a pixel autoencoder says about a batch of B clips (each scoring its last frame).
+
+    Attributes:
+        scores: float64 [B] frame scores (higher = more abnormal).
+        pixel_maps: float32 [B, R, R] per-pixel scores.
+        errors: float32 [B, 2, R, R] appearance and motion error maps (node features).
+        latents: float32 [B, C, R/8, R/8] latent maps pooled into node features.
+    """
+
+    scores: np.ndarray
+    pixel_maps: np.ndarray
+    errors: np.ndarray
+    latents: np.ndarray
+
+
+@dataclass
+class ClipData:
+    """Training clips in memory: per video, RGB frames uint8 [T, R, R, 3] and (for flow models)
+    scaled flow float16 [T, R, R, 2]; ``index`` lists (video, t) of every clip's last frame."""
+
+    frames: list[np.ndarray]
+    flows: list[np.ndarray] | None
+    index: np.ndarray
+
+    def batch(self, rows: np.ndarray, n_input: int) -> tuple[Tensor, Tensor | None]:
+        """Clips [B, n+1, 3, R, R] in [-1, 1] and flows [B, n+1, 2, R, R] (or None)."""
+        clips = np.stack([self.frames[v][t - n_input:t + 1] for v, t in self.index[rows]])
+        clip_t = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous().float().div_(127.5).sub_(1.0)
+        if self.flows is None:
+            return clip_t, None
+        flows = np.stack([self.flows[v][t - n_input:t + 1] for v, t in self.index[rows]])
+        return clip_t, torch.from_numpy(flows.astype(np.float32)).permute(0, 1, 4, 2, 3).contiguous()
+
+    def batches(self, batch_size: int, n_input: int, generator: torch.Generator | None
+                ) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """All clips once, shuffled with ``generator`` (in order when None)."""
+        n = len(self.index)
+        order = (torch.randperm(n, generator=generator).numpy() if generator is not None
+                 else np.arange(n))
+        for start in range(0, n, batch_size):
+            yield self.batch(order[start:start + batch_size], n_input)
+
+
+class ClipState:
+    """A stream's history: the last ``n_input + 1`` preprocessed frames (and flows)."""
+
+    def __init__(self, n_input: int, image_hw: tuple[int, int]) -> None:
+        self.frames: deque[np.ndarray] = deque(maxlen=n_input + 1)
+        self.flows: deque[np.ndarray] = deque(maxlen=n_input + 1)
+        self.gray: np.ndarray | None = None
+        self.image_hw = image_hw
+
+
+class ClipAutoencoder(BaseEstimator):
+    """Base of the frame-level pixel autoencoders (see the module docstring)."""
+
+    consumes: ClassVar[str] = "frames"
+    supervision: ClassVar[str] = "none"
+    streams_exactly: ClassVar[bool] = True
+    fitted_attributes = ("net_", "train_scores_", "n_train_frames_", "train_losses_",
+                         "flow_scale_")
+    #: Frames of history per clip (the clip is n_input + 1 frames, the last one the target).
+    n_input: ClassVar[int] = 4
+    #: Whether the network takes DIS optical flow.
+    uses_flow: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _build_net(self) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _train(self, net: nn.Module, data: ClipData, generator: torch.Generator
+               ) -> tuple[list[float], dict[str, Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _analyse(self, net: nn.Module, clips: Tensor, flows: Tensor | None,
+                 extra: Mapping[str, Any]) -> ClipAnalysis:  # pragma: no cover - abstract
+        """Analyse clips [B, n+1, 3, R, R] (+ flows [B, n+1, 2, R, R]); ``extra`` is what
+        ``_train`` returned (or :meth:`_extra_state` once fitted)."""
+        raise NotImplementedError
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Subclass facts learned by fit (JSON), saved in config.json."""
+        return {}
+
+    def _set_extra_state(self, extra: Mapping[str, Any]) -> None:
+        """Set what :meth:`_extra_state` saved."""
+
+    # ------------------------------------------------------------------ checks and inputs
+    def _check_params(self) -> None:
+        check_int("resolution", self.resolution, 8)
+        if self.resolution % 8:
+            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
+        check_int("width", self.width, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_seed(self.seed)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+    @property
+    def _flow(self) -> OpticalFlow:
+        return OpticalFlow("dis", "fast", size=(self.resolution, self.resolution))
+
+    def _prep(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 [R, R, 3] of a BGR uint8 frame [H, W, 3]."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"{type(self).__name__} needs H x W x 3 uint8 BGR frames, got "
+                             f"{image.dtype} {image.shape}")
+        r = int(self.resolution)
+        return cv2.cvtColor(cv2.resize(image, (r, r), interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_BGR2RGB)
+
+    @staticmethod
+    def _videos(X: Any) -> list[Any]:
+        return list(X) if not isinstance(X, np.ndarray) or X.ndim == 5 else [X]
+
+    def _load(self, videos: Sequence[Any]) -> tuple[ClipData, int]:
+        """Preprocessed training clips (and unscaled flows) of ``videos``; returns the data and
+        the number of frames read."""
+        frames, flows, index, total = [], [], [], 0
+        for v, video in enumerate(tqdm(videos, desc=f"{type(self).__name__} read", unit="video",
+                                       disable=not self.progress, leave=False)):
+            source = as_frame_source(video)
+            arr = np.stack([self._prep(f.image) for f in source])
+            total += len(arr)
+            frames.append(arr)
+            if self.uses_flow:
+                fl = video_flow(video, self._flow, cache_dir=self.flow_cache)
+                if len(fl) != len(arr):
+                    raise ValueError(f"flow of video #{v} has {len(fl)} frames, video {len(arr)}")
+                flows.append(fl.astype(np.float16))
+            index += [(v, t) for t in range(self.n_input, len(arr))]
+        if not index:
+            raise ValueError(f"{type(self).__name__} needs training videos of at least "
+                             f"{self.n_input + 1} frames each")
+        return ClipData(frames, flows if self.uses_flow else None, np.asarray(index)), total
+
+    # ------------------------------------------------------------------ estimator
+    def fit(self, X: Sequence[Any], y: Any = None) -> "ClipAutoencoder":
+        """Train on normal videos (paths, frame folders, ``FrameSource`` s or uint8 arrays
+        [T, H, W, 3]); returns self."""
+        self._check_params()
+        videos = self._videos(X)
+        if not videos:
+            raise ValueError("fit needs at least one video")
+        labels = check_labels(y, len(videos))
+        if labels is not None and labels.any():
+            raise ValueError(f"{type(self).__name__} learns from normal videos only")
+        device = resolve_device(self.device)
+        data, total = self._load(videos)
+        flow_scale = 1.0
+        if data.flows is not None:
+            sample = np.concatenate([f[::max(1, len(f) // 20)].reshape(-1) for f in data.flows])
+            flow_scale = float(np.percentile(np.abs(sample.astype(np.float32)), 99)) + 1e-3
+            data.flows = [(f.astype(np.float32) / flow_scale).astype(np.float16)
+                          for f in data.flows]
+        with seeded(self.seed):
+            net = self._build_net().to(device)
+        losses, extra = self._train(net, data, make_generator(self.seed))
+        net.eval()
+        with torch.no_grad():
+            scores = np.concatenate([
+                self._analyse(net, c.to(device), None if f is None else f.to(device),
+                              extra).scores
+                for c, f in data.batches(self.batch_size, self.n_input, None)])
+        train_scores = ScoreQuantiles.from_scores(scores)
+        self.net_, self.train_scores_, self.n_train_frames_ = net, train_scores, total
+        self.train_losses_, self.flow_scale_ = [float(v) for v in losses], flow_scale
+        self._set_extra_state(extra)
+        return self
+
+    def _analyse_state(self, state: ClipState) -> ClipAnalysis:
+        device = next(self.net_.parameters()).device
+        clip = torch.from_numpy(np.stack(state.frames)).permute(0, 3, 1, 2).contiguous()[None]
+        clip = clip.float().div_(127.5).sub_(1.0).to(device)
+        flows = None
+        if self.uses_flow:
+            flows = torch.from_numpy(np.stack(state.flows)).permute(0, 3, 1, 2).contiguous()[None].to(device)
+        with torch.no_grad():
+            return self._analyse(self.net_, clip, flows, self._extra_state())
+
+    def push_frame(self, state: ClipState | None, image: np.ndarray
+                   ) -> tuple[ClipState, ClipAnalysis | None]:
+        """Add a BGR frame to the history; the analysis of the clip ending at it (None while the
+        history is shorter than ``n_input`` frames)."""
+        self.check_is_fitted("score")
+        image = np.asarray(image)
+        if state is None:
+            state = ClipState(self.n_input, image.shape[:2])
+        elif tuple(image.shape[:2]) != tuple(state.image_hw):
+            raise ValueError(f"frame size changed within a video: {state.image_hw} -> "
+                             f"{image.shape[:2]}")
+        state.frames.append(self._prep(image))
+        if self.uses_flow:
+            flow = self._flow
+            gray = flow.gray(image)
+            field = (np.zeros((*gray.shape, 2), np.float32) if state.gray is None
+                     else flow.compute_gray(state.gray, gray))
+            state.gray = gray
+            scaled = field.astype(np.float16).astype(np.float32) / self.flow_scale_
+            state.flows.append(scaled.astype(np.float16).astype(np.float32))
+        if len(state.frames) <= self.n_input:
+            return state, None
+        return state, self._analyse_state(state)
+
+    def score_next_frame(self, state: ClipState | None, image: np.ndarray,
+                         detections: Detections | None = None
+                         ) -> tuple[ClipState, FrameOutput | None]:
+        """One step of the stream: ``(new state, output)``; None for the first ``n_input``
+        frames. Object scores: mean of the pixel map inside each box."""
+        state, analysis = self.push_frame(state, image)
+        if analysis is None:
+            return state, None
+        pixel_map = analysis.pixel_maps[0]
+        objects = np.zeros(0)
+        if detections is not None and len(detections):
+            objects = box_means(pixel_map, self.scale_boxes(detections.boxes, state.image_hw))
+        return state, FrameOutput(float(analysis.scores[0]), objects, pixel_map)
+
+    def scale_boxes(self, boxes: np.ndarray, image_hw: tuple[int, int], stride: int = 1
+                    ) -> np.ndarray:
+        """Boxes [N, 4] xyxy in image pixels -> the same boxes on a map of R / stride pixels."""
+        h, w = image_hw
+        r = self.resolution / stride
+        return np.asarray(boxes, np.float64) * np.array([r / w, r / h, r / w, r / h])
+
+    def score(self, X: Any, video: str = "video", *, fps: float | None = None,
+              detections: Sequence[Detections] | None = None) -> ScoreTable:
+        """Frame rows + pixel maps [T', R, R] (object rows for ``detections``) of one video.
+
+        Args:
+            X: the video (path, frame folder, ``FrameSource`` or uint8 array [T, H, W, 3]).
+            video: its name in the table.
+            fps: unused (accepted for the common interface).
+            detections: a detector's boxes per frame; each becomes an object row.
+        """
+        self.check_is_fitted("score")
+        source = as_frame_source(X)
+        by_frame = {d.frame_index: d for d in detections} if detections is not None else {}
+        state, indices, scored, hw = None, [], [], None
+        for frame in tqdm(source, desc=type(self).__name__, unit="frame",
+                          disable=not self.progress, leave=False):
+            state, output = self.score_next_frame(state, frame.image, by_frame.get(frame.index))
+            indices.append(frame.index)
+            hw = frame.image.shape[:2]
+            if output is not None:
+                scored.append((frame.index, output))
+        if not indices:
+            raise ValueError(f"video {video!r} has no frames")
+        table = ScoreTable.from_frames(
+            video, np.array([i for i, _ in scored], np.int64),
+            np.array([o.frame_score for _, o in scored], np.float64),
+            video_frames=np.asarray(indices, np.int64), image_hw=hw,
+            pixel_maps=np.stack([o.pixel_map for _, o in scored]) if scored else None)
+        if detections is None:
+            return table
+        scores = {i: o.object_scores for i, o in scored}
+        with_history = [d for d in detections if d.frame_index in scores]
+        if not with_history:
+            return table
+        objects = ScoreTable.from_detections(video, with_history,
+                                             [scores[d.frame_index] for d in with_history])
+        return ScoreTable.concat([table, objects])
+
+    def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
+        """A :class:`~stgraph.stream.FrameStreamScorer` (latency 0; equals :meth:`score`)."""
+        from stgraph.stream import FrameStreamScorer
+
+        return FrameStreamScorer(self, fps=fps)
+
+    # ------------------------------------------------------------------ persistence
+    def _fitted_config(self) -> dict[str, Any]:
+        return {"n_train_frames": self.n_train_frames_,
+                "train_score_count": self.train_scores_.count,
+                "train_losses": self.train_losses_, "flow_scale": self.flow_scale_,
+                "extra": self._extra_state()}
+
+    def _fitted_state(self) -> dict[str, Tensor]:
+        state = {f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}
+        state["train_score_quantiles"] = torch.from_numpy(self.train_scores_.values)
+        return state
+
+    def _restore(self, fitted_config: Mapping[str, Any], state: Mapping[str, Tensor]) -> None:
+        with seeded(self.seed):
+            net = self._build_net()
+        net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        self.net_ = net.to(resolve_device(self.device)).eval()
+        self.train_scores_ = ScoreQuantiles(state["train_score_quantiles"].numpy(),
+                                            int(fitted_config["train_score_count"]))
+        self.n_train_frames_ = int(fitted_config["n_train_frames"])
+        self.train_losses_ = [float(v) for v in fitted_config["train_losses"]]
+        self.flow_scale_ = float(fitted_config["flow_scale"])
+        self._set_extra_state(fitted_config.get("extra", {}))
+
+
+def epoch_bar(estimator: Any, n_epochs: int, desc: str) -> Any:
+    """tqdm over epochs (silent unless ``estimator.progress``)."""
+    return tqdm(range(n_epochs), desc=desc, unit="epoch", disable=not estimator.progress,
+                leave=False)
+
+
+def mean_or_nan(values: list[float]) -> float:
+    """Mean of a list of losses (NaN when empty)."""
+    return float(np.mean(values)) if values else math.nan
