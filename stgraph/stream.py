@@ -406,11 +406,13 @@ def stream_pipeline(pipeline: Any, video: Any, *, radius: int | None = None,
                     prefetch: int = 4, keep_images: bool = True,
                     explain_top_k: int = 0) -> Iterator[FrameResult]:
     """Generator behind :meth:`Pipeline.stream` (see there)."""
+    from stgraph.pipeline import known_fps
+
     source = pipeline.source(video)
     options = {} if radius is None else {"radius": radius}
     if explain_top_k:
         options["explain_top_k"] = explain_top_k
-    scorer = pipeline.model.stream_scorer(fps=source.fps, **options)
+    scorer = pipeline.model.stream_scorer(fps=known_fps(source), **options)  # as Pipeline.score
     keep_images = keep_images or pipeline.model.consumes == "frames"
     yield from scorer.run(analysed_stream(pipeline, source, keep_images, prefetch))
 
