@@ -31,7 +31,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_default_reduces_the_frame_and_is_a_param():
     roi = RoIAlignFeatures()
-    assert roi.input_size == 160 and roi.get_params()["input_size"] == 160
+    assert roi.input_size == 240 and roi.get_params()["input_size"] == 240
     assert RoIAlignFeatures(input_size=None).get_params()["input_size"] is None
 
 
@@ -76,3 +76,17 @@ def test_resize_settings_change_the_cache_key():
     keys = {settings_key(component_key(component_spec(RoIAlignFeatures(input_size=s, layer=layer))))
             for s, layer in [(None, 13), (160, 13), (224, 13), (160, 6)]}
     assert len(keys) == 4
+
+
+def test_folded_batchnorm_matches_the_backbone():
+    from stgraph.features.roi import fold_batchnorm
+
+    roi = RoIAlignFeatures()
+    backbone = roi._backbone()
+    fused = fold_batchnorm(backbone)
+    assert roi.fused_ is not backbone
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())  # left as it was
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), backbone(x), rtol=1e-4, atol=1e-4)
