@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
