@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +39,8 @@ DEFAULT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "sk
 
 
 def _setup_env() -> None:
-    """Offline, quiet, 2-thread defaults for the libraries we drive (never any hub access)."""
+    """Offline, quiet defaults for the libraries we drive (never any hub access). Thread counts
+    are left to ``OMP_NUM_THREADS`` (torch uses every core without it)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -139,7 +139,9 @@ def resolve_videos(path: str | Path, split: str = "test", weak_side: str = "trai
         ds = load_dataset(p, kind, split="weak")
         return ds.train if weak_side == "train" else ds.test
     if kind is not None:  # a dataset root in a known layout: its errors are the user's to see
-        options = {"require_train": False} if kind == "folder" and split == "test" else {}
+        # a score-only copy has no training split, a training-only copy no test split
+        options = ({"require_train": False} if split == "test" else {"require_test": False}) \
+            if kind == "folder" else {}
         ds = load_dataset(p, kind, **options)
         return ds.test if split == "test" else ds.train
     videos = _list_videos(p)
@@ -180,7 +182,8 @@ def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> N
     ap.add_argument("--weights", help="detector weights file (YOLOX .onnx, ultralytics .pt/.yaml, ...)")
     ap.add_argument("--classes", nargs="*", default=None,
                     help=f"class names to keep (default for COCO detectors: {' '.join(DEFAULT_CLASSES)})")
-    ap.add_argument("--conf", type=float, default=None, help="detector confidence threshold")
+    ap.add_argument("--conf", type=_confidence, default=None,
+                    help="detector confidence threshold in (0, 1] (default: the detector's)")
     ap.add_argument("--features", default=None,
                     help="node features for object-level methods: '+'-joined groups of "
                          "geometry, class, roi, flow, speed, track, stm_ae, dissociation "
@@ -322,6 +325,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     features = make_features(args.features or "geometry+class", args.backbone)
     pipe = Pipeline(detector, features, resize=tuple(args.resize) if args.resize else None,
                     stride=args.stride, progress=not args.quiet)
+    pipe.check_components()  # loads a RoI backbone: a bad --backbone fails before detection
     start, warm = args.start, int(getattr(detector, "warmup_frames", 0) or 0)
     if start < warm:  # the detector boxes nothing before it has seen `warm` frames
         print(f"note: the {args.detector} detector needs {warm} earlier frames; starting at "
@@ -341,7 +345,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
           f"edges, feature dim {data.x.shape[1] if data.num_nodes else 0}")
     print(f"detect+features {t1 - t0:.2f} s, graph {1000 * (t2 - t1):.1f} ms -> {out}")
     if plot:
-        from stgraph.io import FrameWindow, open_source
+        from stgraph.io import FrameWindow
         from stgraph.viz import draw_object_graph
 
         middle = detections[len(detections) // 2].frame_index
@@ -458,8 +462,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     out = check_output_file(args.out, "--out")
     frames_out = check_output_file(args.frames_out, "--frames-out") if args.frames_out else None
-    pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet)
-    videos = resolve_videos(args.video, split=args.split, weak_side="test")
+    pipe = Pipeline.load(args.model, cache_dir=args.cache, progress=not args.quiet,
+                         weights=args.weights)
+    videos = _with_fps(resolve_videos(args.video, split=args.split, weak_side="test"), args.fps)
     t0 = time.perf_counter()
     with _engine_from(args) as engine:
         table = engine.score(pipe, videos, start=args.start, frames=args.frames)
@@ -509,7 +514,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if path and Path(path).exists() and Path(path).is_dir() == (flag == "--out"):
             raise ValueError(f"{flag} {path}: is {'a folder' if flag == '--out' else 'a file'}; "
                              f"give {'a file name' if flag == '--out' else 'a folder'}")
+    if args.out:
+        check_output_file(args.out, "--out")
+    if args.report:
+        check_output_dir(args.report, "--report")
     table = _read_table(args.scores)
+    videos = _report_videos(args.video_root, table, args.report) if args.video_root else None
     labels = read_labels(args.labels)
     missing = sorted(set(table.videos) - set(labels))
     if missing:
@@ -543,11 +553,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
         print(f"metrics -> {args.out}")
     if args.report:
-        from stgraph.pipeline import video_name
         from stgraph.report import write_report
 
-        videos = ({video_name(v): getattr(v, "path", v) for v in resolve_videos(args.video_root)}
-                  if args.video_root else None)
         written = write_report(args.report, table, frame_scores, labels, report, regions, videos)
         n_examples = sum(key.startswith("example:") for key in written)
         n_heatmaps = sum(key.startswith("heatmap:") for key in written)
@@ -556,6 +563,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.html:
             _write_html(args, table, frame_scores, labels, report, regions, videos)
     return 0
+
+
+def _with_fps(videos: list[Any], fps: float | None) -> list[Any]:
+    """``videos`` as dataset items of frame rate ``fps`` (``--fps``; None: as they are), so that
+    ``score`` and ``watch`` size the model's window alike for frame folders of unknown rate."""
+    from stgraph.datasets.folders import VideoItem
+    from stgraph.pipeline import video_name
+
+    if fps is None:
+        return videos
+    return [VideoItem(video_name(v), Path(getattr(v, "path", v)), "test", fps=fps)
+            for v in videos]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def _report_videos(root: str, table, report: str | None) -> dict[str, Any]:
+    """{video name: file or frame folder} of ``--video-root`` for the scored videos; an error when
+    it holds none of them (the report would have no crops), a note for the ones it lacks."""
+    from stgraph.pipeline import video_name
+
+    if not report:
+        raise ValueError("--video-root is for the report's frame crops: give --report DIR too")
+    videos = {video_name(v): getattr(v, "path", v) for v in resolve_videos(root)}
+    found = [v for v in table.videos if v in videos]
+    if not found:
+        raise ValueError(f"--video-root {root} has none of the scored videos "
+                         f"{_some(table.videos)}; it has {_some(sorted(videos))}")
+    if len(found) < len(table.videos):
+        print(f"note: --video-root {root} lacks scored videos "
+              f"{_some([v for v in table.videos if v not in videos])}: no crops of them")
+    return {v: videos[v] for v in found}
+
+
+def _some(names: Sequence[str], n: int = 5) -> str:
+    return f"[{', '.join(names[:n])}{', ...' if len(names) > n else ''}]"
 
 
 def _write_html(args: argparse.Namespace, table, frame_scores, labels, report, regions,
@@ -586,6 +637,13 @@ def _write_html(args: argparse.Namespace, table, frame_scores, labels, report, r
 def cmd_plot(args: argparse.Namespace) -> int:
     from stgraph.viz import plot_score_curve
 
+    check_output_file(args.out, "--out")
+    if args.overlay:  # before any picture is written: no curve left behind by a bad overlay
+        from stgraph.io import open_source
+        from stgraph.overlay import check_overlay_path
+
+        check_overlay_path(args.overlay_out)
+        open_source(args.overlay)
     table = _read_table(args.scores)
     labels = read_labels(args.labels) if args.labels else {}
     videos = [args.video] if args.video else table.videos
@@ -613,7 +671,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from stgraph.watch import watch
 
-    source = args.camera if args.camera is not None else args.video
+    source = args.camera if args.camera is not None else _with_fps([args.video], args.fps)[0]
     for flag in ("out", "events", "scores"):
         if getattr(args, flag):
             check_output_file(getattr(args, flag), f"--{flag}")
@@ -621,7 +679,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     show=args.show, threshold=args.threshold, quantile=args.quantile,
                     min_duration=args.min_duration, merge_gap=args.merge_gap,
                     radius=args.window_radius, max_frames=args.max_frames,
-                    realtime=args.realtime, start=args.start)
+                    realtime=args.realtime, start=args.start, weights=args.weights,
+                    log=lambda line: print(line, file=sys.stderr, flush=True))
     stopped = " (stopped by Ctrl-C)" if summary["interrupted"] else ""
     print(f"watched {summary['video']}: {summary['frames']} frames at {summary['fps']:.1f} "
           f"frames/s, {summary['events']} alarm(s) above {summary['threshold']:.4f}{stopped}")
@@ -656,15 +715,22 @@ def _add_frame_score_args(ap: argparse.ArgumentParser) -> None:
                     help="per-video min-max scaling to [0, 1] (offline, as many papers report)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error of the command (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stgraph import __version__
     from stgraph.registry import names
 
     formatter = argparse.ArgumentDefaultsHelpFormatter
-    ap = argparse.ArgumentParser(prog="stgraph", description="Graph-centric video anomaly analytics.",
+    ap = _Parser(prog="stgraph", description="Graph-centric video anomaly analytics.",
                                  formatter_class=formatter)
     ap.add_argument("--version", action="version", version=f"stgraph {__version__}")
-    quiet = argparse.ArgumentParser(add_help=False)
+    quiet = _Parser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
                        help="no progress bars")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -716,6 +782,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", help="which split of a dataset root to score "
                    "('weak': the test side of UCSD Ped2's weak split)")
     _add_range_args(s)
+    s.add_argument("--weights", help="detector weights file to use instead of the one the model "
+                   "was fitted with (e.g. the same file in another folder)")
+    s.add_argument("--fps", type=_positive_float,
+                   help="frame rate of the video(s), for the model's window (default: the "
+                   "dataset's or the video file's own; frame folders of unknown rate use the "
+                   "model's default window)")
     s.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     s.add_argument("--out", default="scores.csv", help="ScoreTable, .csv or .json")
     s.add_argument("--frames-out", help="also write one row per frame: video,frame,score (CSV)")
@@ -734,7 +806,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_extract)
 
     e = command("eval", "frame-level AUC (micro/macro), EER, Youden table")
-    e.add_argument("--scores", required=True)
+    e.add_argument("--scores", required=True,
+                   help="ScoreTable written by `stgraph score` (.csv/.json)")
     e.add_argument("--labels", required=True, help="frame labels: .npz (one array per video), folder "
                    "of .npy, interval .csv, or a dataset root (e.g. Avenue with its .mat masks)")
     _add_frame_score_args(e)
@@ -758,11 +831,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     p = command("plot", "frame-score curves with ground truth shaded; box overlays")
-    p.add_argument("--scores", required=True)
-    p.add_argument("--labels")
+    p.add_argument("--scores", required=True,
+                   help="ScoreTable written by `stgraph score` (.csv/.json)")
+    p.add_argument("--labels", help="frame labels to shade (same forms as eval's --labels)")
     p.add_argument("--video", help="which video of the table (default: all, one PNG each)")
     _add_frame_score_args(p)
-    p.add_argument("--out", default="curve.png")
+    p.add_argument("--out", default="curve.png",
+                   help="PNG of the score curve (several videos: one PNG each, named after them)")
     p.add_argument("--overlay", help="video/frame folder to draw scored boxes on")
     p.add_argument("--overlay-out", default="overlay.mp4", help=".mp4/.avi video or a .png of the peak frame")
     p.set_defaults(func=cmd_plot)
@@ -772,6 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = w.add_mutually_exclusive_group(required=True)
     where.add_argument("--video", help="video file or frame folder")
     where.add_argument("--camera", type=int, help="camera index (OpenCV)")
+    w.add_argument("--weights", help="detector weights file to use instead of the one the model "
+                   "was fitted with (e.g. the same file in another folder)")
     w.add_argument("--out", help="overlay video (.mp4/.avi): boxes coloured by score, curve, alarms")
     w.add_argument("--events", help="alarm events, JSON lines (one line per event, flushed)")
     w.add_argument("--scores", help="every object's score, ScoreTable CSV")
@@ -786,6 +863,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     w.add_argument("--start", type=_frame_index, default=0,
                    help="first frame index of a video file (frame numbers are kept)")
+    w.add_argument("--fps", type=_positive_float,
+                   help="frame rate of the video(s), for the model's window (default: the "
+                   "dataset's or the video file's own; frame folders of unknown rate use the "
+                   "model's default window)")
     w.add_argument("--realtime", action="store_true", help="play a video file at its frame rate")
     w.set_defaults(func=cmd_watch)
 
@@ -795,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video file, frame folder or camera index (repeatable)")
     v.add_argument("--host", default="127.0.0.1",
                    help="address to bind; any other than loopback needs --token")
-    v.add_argument("--port", type=_positive_int, default=8000)
+    v.add_argument("--port", type=_positive_int, default=8000, help="TCP port to listen on")
     v.add_argument("--db", default="stgraph_events.db",
                    help="events database: a SQLite file, or a SQLAlchemy URL "
                    "(e.g. postgresql://user@host/db)")
@@ -821,6 +902,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (FileNotFoundError, ValueError, OSError, ImportError, KeyError) as exc:  # DatasetError too
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        lines = [line.strip().removeprefix("- ") for line in str(msg).splitlines() if line.strip()]
+        msg = " ".join(lines[:1] + ["; ".join(lines[1:])]).strip()  # a dataset's list of problems
         print(f"stgraph {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

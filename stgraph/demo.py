@@ -160,7 +160,9 @@ def _graph_window(test_dets: Sequence, table, video, builder, path: Path, width:
     node_scores = np.asarray(table["score"])[rows]  # rows sorted by (frame, object) = node order
     draw_object_graph(data, image=video.frames[start + width // 2], path=path,
                       node_color=node_scores if len(node_scores) == data.num_nodes else None,
-                      title=f"{video.name}: frames {start}..{start + width - 1}, nodes coloured by score")
+                      color_label="anomaly score (higher = more abnormal)",
+                      title=f"{video.name}: frames {start}..{start + width - 1}\n"
+                            "nodes coloured by anomaly score")
     return {"frames": [start, start + width - 1], **_graph_counts(data)}
 
 
@@ -177,7 +179,7 @@ def _motion_graph(video, builder, path: Path, width: int = 5) -> dict:
     start = len(detections) // 2
     data = builder.build(detections[start:start + width])
     draw_object_graph(data, image=video.frames[start + width // 2], path=path,
-                      title=f"{video.name}: motion-detector boxes, frames {start}..{start + width - 1}")
+                      title=f"{video.name}: motion-detector boxes\nframes {start}..{start + width - 1}")
     return {"video": video.name, "frames": [start, start + width - 1],
             "objects_per_frame": float(np.mean([len(d) for d in detections])),
             **_graph_counts(data)}

@@ -40,11 +40,14 @@ def check_output_dir(path: str | Path, what: str = "output directory") -> Path:
     Call it before any work starts, so a bad ``--out`` fails at once, not after training.
 
     Raises:
-        ValueError: ``path`` exists and is not a directory.
+        ValueError: ``path`` exists and is not a directory, or its parent exists and is a file.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {path} exists and is not a directory")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{what} {path}: {parent} is a file, not a directory")
     return path
 
 

@@ -22,12 +22,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stgraph.fileio import atomic_path
+from stgraph.fileio import atomic_path, check_output_file
 from stgraph.io.frames import Frame, open_source
 from stgraph.scores import ScoreTable
-from stgraph.viz import blend_heatmap, draw_boxes
+from stgraph.viz import blend_heatmap, draw_boxes, fit_text_scale
 
-__all__ = ["write_overlay", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = ["write_overlay", "check_overlay_path", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi")
 IMAGE_SUFFIXES = (".png",)
@@ -87,9 +87,10 @@ def _draw_frame(frame: Frame, scores: _VideoScores) -> np.ndarray:
                        labels=[f"{s:.2f}" for s in box_scores], vmin=scores.vmin, vmax=scores.vmax)
     value = scores.frame_score(frame.index)
     text = f"{scores.name} frame {frame.index}  " + ("not scored" if value is None else f"score {value:.3f}")
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    scale = fit_text_scale(text, image.shape[1] - 8)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(image, (0, 0), (w + 8, h + base + 6), (0, 0, 0), -1)
-    cv2.putText(image, text, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(image, text, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return image
 
 
@@ -100,11 +101,13 @@ def _describe(video: Any) -> str:
     return str(getattr(video, "name", type(video).__name__))
 
 
-def _check_suffix(out: Path) -> str:
-    suffix = out.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+def check_overlay_path(out: str | Path) -> Path:
+    """``out`` as a Path, after checking it names a file :func:`write_overlay` can write (a
+    ``.mp4`` / ``.avi`` / ``.png`` file name, not a directory): call it before any work starts."""
+    out = check_output_file(out, "overlay output")
+    if out.suffix.lower() not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
         raise ValueError(f"overlay output {out} must end in {', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)}")
-    return suffix
+    return out
 
 
 def _write_peak_png(source, scores: _VideoScores, video: Any, out: Path) -> Path:
@@ -171,8 +174,8 @@ def write_overlay(video: Any, table: ScoreTable, name: str, out: str | Path, *,
         ValueError: bad output suffix, ``name`` not in the table, or frames that do not fit it.
         stgraph.io.frames.SourceError (an ``OSError``): the video cannot be opened or read.
     """
-    out = Path(out)
-    suffix = _check_suffix(out)
+    out = check_overlay_path(out)
+    suffix = out.suffix.lower()
     scores = _VideoScores(table, name, reduce)
     source = open_source(video, resize=resize)
     if suffix in IMAGE_SUFFIXES:

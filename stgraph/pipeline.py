@@ -35,13 +35,18 @@ directory. Detections and features of each video are cached on disk when ``cache
 (keyed by the video, every setting and the fitted producer state), so re-runs skip detection.
 
 Saved pipelines name their components by registered name (:mod:`stgraph.registry`); loading
-builds only registered classes and never imports a module a file names.
+builds only registered classes and never imports a module a file names. Weight files (the
+detector's, a RoI backbone's) are saved by absolute path with their sha256, so a model scores
+from any folder; loading refuses a missing or changed file unless ``weights=`` names the
+detector weights to use instead (``stgraph score/watch --weights``).
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -55,6 +60,8 @@ from stgraph.registry import RegistryError, build_component, component_spec
 __all__ = ["Pipeline", "PipelineFileError", "video_name", "known_fps", "settings_of",
            "PIPELINE_FORMAT",
            "PIPELINE_VERSION"]
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_FORMAT = "stgraph.Pipeline"
 #: 2: registered component names, PyG edge order, fitted producer state (stgraph 0.2).
@@ -81,9 +88,10 @@ def video_name(video: Any, default: str = "video") -> str:
 
 
 def known_fps(source: FrameSource) -> float | None:
-    """Frames per second of the frames ``source`` yields (its rate / stride), or ``None`` when the
-    source does not know its rate (``FrameSource.fps`` then only reports a 25 fps default)."""
-    rate = getattr(source, "_fps", None)
+    """Frames per second of the frames ``source`` yields (:attr:`FrameSource.known_fps` / stride),
+    or ``None`` when the source does not know its rate (``FrameSource.fps`` then only reports a
+    25 fps default). Batch scoring and live scoring both take their window from it."""
+    rate = getattr(source, "known_fps", None)
     return float(rate) / getattr(source, "stride", 1) if rate else None
 
 
@@ -102,6 +110,63 @@ def _state_digest(state: dict) -> str:
     buffer = io.BytesIO()
     torch.save({k: state[k] for k in sorted(state)}, buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
+
+
+#: Parameter names that may name a weights / config file (``model_path``, ``weights``, ...).
+_FILE_PARAM = re.compile(r"path|weights|file|config|backbone")
+
+
+def _pin_files(value: Any, files: dict[str, str], key: str = "") -> Any:
+    """``value`` (a component spec) with every file-naming parameter (:data:`_FILE_PARAM`) that
+    names an existing file replaced by its absolute path; ``files`` gets {absolute path: sha256}."""
+    from stgraph.cache import _names_file, file_digest
+
+    if isinstance(value, dict):
+        return {k: _pin_files(item, files, k) for k, item in value.items()}
+    if isinstance(value, list):
+        return [_pin_files(item, files, key) for item in value]
+    if isinstance(value, str) and _FILE_PARAM.search(key) and _names_file(value):
+        path = str(Path(value).expanduser().resolve())
+        files[path] = file_digest(path)
+        return path
+    return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string in a (nested) spec."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def _weights_param(spec: dict, files: dict[str, str]) -> str | None:
+    """The detector parameter that names its saved weights file (None: it has none)."""
+    params = spec.get("params", {})
+    return next((key for key, value in params.items() if isinstance(value, str) and value in files),
+                next((key for key in ("model_path", "weights") if key in params), None))
+
+
+def _check_files(spec_path: Path, spec: dict, files: dict[str, str]) -> None:
+    """Refuse a pipeline whose weight files are gone or changed since it was saved."""
+    from stgraph.cache import file_digest
+
+    detector_files = set(_strings(spec.get("detector")))
+    for path, digest in files.items():
+        where = "the detector weights" if path in detector_files else "the feature weights"
+        if not Path(path).is_file():
+            hint = ("pass the weights to use with --weights PATH (Pipeline.load(..., weights=))"
+                    if where == "the detector weights" else "put the file back or fit again")
+            raise PipelineFileError(f"{spec_path}: {where} {path} the model was fitted with are "
+                                    f"missing; {hint}")
+        if file_digest(path) != digest:
+            raise PipelineFileError(
+                f"{spec_path}: {where} {path} changed since the model was fitted (sha256 "
+                f"{file_digest(path)[:12]}, fitted with {digest[:12]}); fit again, or pass "
+                "--weights PATH (Pipeline.load(..., weights=)) to score with them anyway")
 
 
 class Pipeline:
@@ -145,6 +210,8 @@ class Pipeline:
                        if v is None]
             raise ValueError(f"{type(self.model).__name__} scores objects: the pipeline needs a "
                              f"{' and '.join(missing)}")
+        if kind == "detections":
+            _ = self.features.dim  # builds a RoI backbone now: a bad weights file fails up front
         if kind == "frames" and self.features is not None:
             raise ValueError(f"{type(self.model).__name__} scores frames and takes no feature "
                              "producer (features=None); a detector is optional")
@@ -265,7 +332,14 @@ class Pipeline:
             inputs = engine.model_inputs(self, videos, start, frames)
         else:
             inputs = [self.model_input(v, start, frames) for v in videos]
-        self.model.fit(inputs, y)
+        quiet = not self.progress and getattr(self.model, "progress", False) is True
+        if quiet:  # Pipeline(progress=False) silences the model's training bars too
+            self.model.progress = False
+        try:
+            self.model.fit(inputs, y)
+        finally:
+            if quiet:
+                self.model.progress = True
         return self
 
     def score(self, video: Any, name: str | None = None, start: int = 0,
@@ -319,10 +393,14 @@ class Pipeline:
             raise ValueError("Pipeline.save needs a model")
         self.model.check_is_fitted("save")
         directory = check_output_dir(directory, "pipeline directory")
+        files: dict[str, str] = {}
         spec = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION,
                 "resize": list(self.resize) if self.resize else None, "stride": self.stride,
-                "detector": None if self.detector is None else component_spec(self.detector),
-                "features": None if self.features is None else component_spec(self.features)}
+                "detector": None if self.detector is None
+                else _pin_files(component_spec(self.detector), files),
+                "features": None if self.features is None
+                else _pin_files(component_spec(self.features), files)}
+        spec["files"] = files  # {absolute path: sha256} of every weights file named above
         text = json.dumps(spec, indent=2, allow_nan=False)
         state = self._features_state()
         with atomic_dir(directory) as tmp:
@@ -334,12 +412,14 @@ class Pipeline:
 
     @classmethod
     def load(cls, directory: str | Path, cache_dir: str | Path | None = None,
-             progress: bool = True) -> "Pipeline":
+             progress: bool = True, weights: str | Path | None = None) -> "Pipeline":
         """Rebuild a pipeline saved with :meth:`save`.
 
         Only registered components (:mod:`stgraph.registry`) are built; a file naming anything
         else, or of another format version, is refused with :class:`PipelineFileError` and
-        nothing is imported, called or written.
+        nothing is imported, called or written. So is a weights file that is missing or whose
+        sha256 differs from the one saved, unless ``weights`` names the detector weights file to
+        use instead (a warning is logged when its content differs from the fitted one's).
         """
         import torch
 
@@ -360,6 +440,10 @@ class Pipeline:
                 f"{spec_path} has pipeline format version {spec.get('version')!r}; this stgraph "
                 f"reads version {PIPELINE_VERSION}. It was saved by another stgraph version "
                 "(older ones used the opposite graph edge order): fit it again with stgraph fit")
+        files = spec.get("files") or {}
+        if weights is not None:
+            cls._use_weights(spec, spec_path, files, weights)
+        _check_files(spec_path, spec, files)
         try:
             detector = (None if spec.get("detector") is None
                         else build_component(spec["detector"], "detector"))
@@ -377,6 +461,29 @@ class Pipeline:
         resize = tuple(spec["resize"]) if spec.get("resize") else None
         return cls(detector, features, model, resize=resize, stride=spec.get("stride", 1),
                    cache_dir=cache_dir, progress=progress)
+
+    @staticmethod
+    def _use_weights(spec: dict, spec_path: Path, files: dict[str, str],
+                     weights: str | Path) -> None:
+        """Point the saved detector at ``weights`` (in place; ``files`` loses the old entry)."""
+        from stgraph.cache import file_digest
+
+        detector = spec.get("detector")
+        key = None if detector is None else _weights_param(detector, files)
+        if key is None:
+            raise PipelineFileError(f"{spec_path}: the saved detector "
+                                    f"({'none' if detector is None else detector.get('class')}) "
+                                    "takes no weights file; leave out --weights")
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--weights: no such weights file: {weights}")
+        path = path.resolve()
+        old = detector["params"][key]
+        fitted = files.pop(old, None) if isinstance(old, str) else None
+        if fitted is not None and file_digest(path) != fitted:
+            logger.warning("detector weights %s differ from the ones the model was fitted with "
+                           "(%s): scores may not match the training scores", path, old)
+        detector["params"][key] = str(path)
 
     def __repr__(self) -> str:
         return (f"Pipeline(detector={self.detector!r}, features={self.features!r}, "

@@ -214,7 +214,32 @@ def _example_image(example: Example, image: np.ndarray, table: ScoreTable,
                        vmax=score_range[1])
     for x1, y1, x2, y2 in np.round((gt_boxes - offset) * factor).astype(np.int64).tolist():
         cv2.rectangle(drawn, (x1, y1), (x2, y2), GT_COLOR, 1)
-    return drawn
+    return np.concatenate([drawn, _crop_legend(drawn.shape[1])], axis=0)
+
+
+#: Pixel rows of the legend strip under every example crop.
+LEGEND_HEIGHT = 34
+
+
+def _crop_legend(width: int, height: int = LEGEND_HEIGHT) -> np.ndarray:
+    """uint8 [height, width, 3] BGR strip under a crop: what the magenta and the coloured boxes
+    mean."""
+    import cv2
+
+    from stgraph.viz import fit_text_scale, score_colors
+
+    strip = np.full((height, width, 3), 25, np.uint8)
+    cv2.rectangle(strip, (4, 4), (16, 14), GT_COLOR, 1)
+    text = "ground truth region"
+    cv2.putText(strip, text, (22, 13), cv2.FONT_HERSHEY_SIMPLEX,
+                fit_text_scale(text, width - 26, 0.38), (235, 235, 235), 1, cv2.LINE_AA)
+    low, high = score_colors(np.array([0.0, 1.0])).tolist()
+    cv2.rectangle(strip, (4, 20), (9, 30), low, 1)
+    cv2.rectangle(strip, (11, 20), (16, 30), high, 1)
+    text = "boxes: anomaly score, green low, red high"
+    cv2.putText(strip, text, (22, 29), cv2.FONT_HERSHEY_SIMPLEX,
+                fit_text_scale(text, width - 26, 0.38), (235, 235, 235), 1, cv2.LINE_AA)
+    return strip
 
 
 def peak_map_frame(frame_scores: FrameScores, maps: PixelMaps) -> int:
@@ -430,7 +455,8 @@ def write_report(out_dir: str | Path, table: ScoreTable, frame_scores: Mapping[s
         metrics: ``stgraph.metrics.evaluate_frames``'s dict, optionally with a ``"region"`` entry
             (``stgraph.region_metrics.evaluate_masks``'s dict without ``regions``).
         regions: ground-truth regions, for the region curves and the crops.
-        videos: {video name: video file or frame folder} for the example crops and heatmaps.
+        videos: {video name: video file or frame folder} for the example crops and heatmaps
+            (a ValueError, before anything is written, when it names none of the scored videos).
         n_examples: crops per kind (false positives, missed anomalies).
         min_gap: frames between two examples of one kind in one video.
 
@@ -438,6 +464,9 @@ def write_report(out_dir: str | Path, table: ScoreTable, frame_scores: Mapping[s
         {what: path} of every file written (``metrics``, ``summary``, ``roc``, ``curve:<video>``,
         ``region_curves``, ``heatmap:<video>``, ``example:<kind>:<k>``).
     """
+    if videos and not any(video in videos for video in frame_scores):
+        raise ValueError(f"videos names none of the scored videos {sorted(frame_scores)[:5]} "
+                         f"(it has {sorted(videos)[:5]}): no example crops could be drawn")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

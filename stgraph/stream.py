@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from detectors.base import Detections
 from stgraph.graphs.window import CentredWindow, CentredWindows
@@ -406,10 +405,66 @@ def stream_pipeline(pipeline: Any, video: Any, *, radius: int | None = None,
                     prefetch: int = 4, keep_images: bool = True,
                     explain_top_k: int = 0) -> Iterator[FrameResult]:
     """Generator behind :meth:`Pipeline.stream` (see there)."""
+    from stgraph.pipeline import known_fps
+
     source = pipeline.source(video)
     options = {} if radius is None else {"radius": radius}
     if explain_top_k:
         options["explain_top_k"] = explain_top_k
-    scorer = pipeline.model.stream_scorer(fps=source.fps, **options)
+    scorer = pipeline.model.stream_scorer(fps=known_fps(source), **options)  # as Pipeline.score
     keep_images = keep_images or pipeline.model.consumes == "frames"
     yield from scorer.run(analysed_stream(pipeline, source, keep_images, prefetch))
+
+
+def score_frames(model: Any, video_input: Any, video: str = "video",
+                 detections: Any = None, progress: bool = True):
+    """Batch scoring of a frame-level model that steps one frame at a time: the loop that
+    :class:`FrameStreamScorer` runs live, over a whole video, as a ScoreTable.
+
+    ``model.score_next_frame(state, image, detections) -> (state, FrameOutput | None)`` is
+    called on every frame in order; a frame whose output is None (no history yet) gets no row
+    (the table still knows it).
+
+    Args:
+        model: a frame-level estimator with ``score_next_frame``.
+        video_input: the video (path, frame folder, ``FrameSource`` or uint8 [T, H, W, 3]).
+        video: its name in the table.
+        detections: a detector's boxes per frame (``list[Detections]``); each box becomes an
+            object row scored by ``FrameOutput.object_scores``.
+        progress: show a progress bar over frames.
+
+    Returns:
+        ScoreTable with frame rows (and pixel maps [T', h, w] when the model gives them), plus
+        object rows for ``detections``.
+    """
+    from stgraph.io.frames import as_frame_source
+    from stgraph.scores import ScoreTable
+    from tqdm.auto import tqdm
+
+    source = as_frame_source(video_input)
+    by_frame = {d.frame_index: d for d in detections} if detections is not None else {}
+    state, indices, scored, hw = None, [], [], None
+    for frame in tqdm(source, desc=type(model).__name__, unit="frame", disable=not progress,
+                      leave=False):
+        state, output = model.score_next_frame(state, frame.image, by_frame.get(frame.index))
+        indices.append(frame.index)
+        hw = frame.image.shape[:2]
+        if output is not None:
+            scored.append((frame.index, output))
+    if not indices:
+        raise ValueError(f"video {video!r} has no frames")
+    maps = [o.pixel_map for _, o in scored]
+    table = ScoreTable.from_frames(
+        video, np.array([i for i, _ in scored], np.int64),
+        np.array([o.frame_score for _, o in scored], np.float64),
+        video_frames=np.asarray(indices, np.int64), image_hw=hw,
+        pixel_maps=np.stack(maps) if scored and all(m is not None for m in maps) else None)
+    if detections is None:
+        return table
+    scores = {i: o.object_scores for i, o in scored}
+    with_history = [d for d in detections if d.frame_index in scores]  # first frames: no rows
+    if not with_history:
+        return table
+    objects = ScoreTable.from_detections(video, with_history,
+                                         [scores[d.frame_index] for d in with_history])
+    return ScoreTable.concat([table, objects])

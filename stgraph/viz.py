@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from stgraph.fileio import atomic_path
@@ -63,7 +64,8 @@ def draw_object_graph(data, image: np.ndarray | None = None, path: str | Path | 
                       frame_offset: tuple[float, float] = (0.0, 0.0),
                       node_color: np.ndarray | None = None, ax: Axes | None = None,
                       edge_alpha: float = 0.6, node_size: float = 60.0, cmap: str = "viridis",
-                      title: str | None = None) -> Figure:
+                      title: str | None = None, color_label: str | None = None,
+                      boxes: bool = True) -> Figure:
     """Draw an object spatio-temporal graph (the ``Data`` of ``ObjectGraphBuilder.build``).
 
     Args:
@@ -80,9 +82,12 @@ def draw_object_graph(data, image: np.ndarray | None = None, path: str | Path | 
         node_size: marker area in points².
         cmap: matplotlib colour map of the nodes.
         title: axes title; default states node, frame and edge counts.
+        color_label: colour-bar label (default "frame", or "node value" with ``node_color``;
+            say what the values are, e.g. "anomaly score").
+        boxes: draw each node's box (thin, in the node's colour) under the graph.
 
     Spatial edges are drawn once per unordered pair as grey lines (self-loops are not drawn),
-    temporal edges as dashed arrows from frame t to frame t+1.
+    temporal edges as dashed arrows from frame t to frame t+1; the legend counts them so.
 
     Returns:
         The matplotlib ``Figure``.
@@ -95,6 +100,7 @@ def draw_object_graph(data, image: np.ndarray | None = None, path: str | Path | 
     if missing:
         raise ValueError(f"draw_object_graph needs Data fields {missing} "
                          "(as ObjectGraphBuilder.build returns)")
+    draw_box_outlines = boxes
     boxes = np.asarray(data.box, np.float64).reshape(-1, 4)
     frames = np.asarray(data.frame, np.int64).reshape(-1)
     edge_index = np.asarray(data.edge_index, np.int64).reshape(2, -1)
@@ -127,8 +133,14 @@ def draw_object_graph(data, image: np.ndarray | None = None, path: str | Path | 
     if len(boxes):
         nodes = nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=node_size, node_color=colors,
                                        cmap=cmap, edgecolors="black", linewidths=0.5)
-        bar = fig.colorbar(nodes, ax=ax, shrink=0.8,
-                           label="frame" if node_color is None else "node value")
+        if draw_box_outlines:
+            shifted = boxes + np.tile(centres - (boxes[:, :2] + boxes[:, 2:]) / 2, 2)
+            for (x1, y1, x2, y2), colour in zip(shifted, nodes.to_rgba(colors)):
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.0,
+                                       edgecolor=colour, alpha=0.9, zorder=0.5))
+        if color_label is None:
+            color_label = "frame" if node_color is None else "node value"
+        bar = fig.colorbar(nodes, ax=ax, shrink=0.8, label=color_label)
         if node_color is None:
             bar.locator = MaxNLocator(integer=True)
             bar.update_ticks()
@@ -262,12 +274,49 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None =
     if labels is not None and len(labels) != len(boxes):
         raise ValueError(f"draw_boxes: {len(boxes)} boxes but {len(labels)} labels")
     corners = np.round(boxes).astype(np.int64)
-    for k, ((x1, y1, x2, y2), color) in enumerate(zip(corners.tolist(), colors.tolist())):
+    for (x1, y1, x2, y2), color in zip(corners.tolist(), colors.tolist()):
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
-        if labels is not None:
-            cv2.putText(out, str(labels[k]), (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.35, color, 1, cv2.LINE_AA)
+    if labels is not None:
+        order = np.argsort(-np.asarray(scores, np.float64), kind="stable") \
+            if scores is not None else np.arange(len(boxes))
+        _draw_labels(out, corners[order], [str(labels[k]) for k in order], colors[order])
     return out
+
+
+LABEL_SCALE = 0.35
+
+
+def _draw_labels(image: np.ndarray, corners: np.ndarray, labels: Sequence[str],
+                 colors: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Write ``labels`` on dark tags next to their boxes (in place), first come first placed:
+    above the box, else below it, else inside its top; a label that would overlap one already
+    written in every place is left out (its box stays). Returns the tags (x1, y1, x2, y2)."""
+    h, w = image.shape[:2]
+    placed: list[tuple[int, int, int, int]] = []
+    for (x1, y1, x2, y2), text, color in zip(corners.tolist(), labels, colors.tolist()):
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, LABEL_SCALE, 1)
+        tag_h = th + base + 2
+        left = int(np.clip(x1, 0, max(w - tw - 2, 0)))
+        for top in (y1 - tag_h - 1, y2 + 1, y1 + 1):
+            top = int(np.clip(top, 0, max(h - tag_h, 0)))
+            rect = (left, top, left + tw + 2, top + tag_h)
+            if not any(rect[0] < r[2] and r[0] < rect[2] and rect[1] < r[3] and r[1] < rect[3]
+                       for r in placed):
+                break
+        else:
+            continue
+        placed.append(rect)
+        cv2.rectangle(image, rect[:2], (rect[2] - 1, rect[3] - 1), (0, 0, 0), -1)
+        cv2.putText(image, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, LABEL_SCALE,
+                    color, 1, cv2.LINE_AA)
+    return placed
+
+
+def fit_text_scale(text: str, width: int, scale: float = 0.45, thickness: int = 1) -> float:
+    """The largest font scale <= ``scale`` at which ``text`` (FONT_HERSHEY_SIMPLEX) fits in
+    ``width`` pixels (at least 0.25): headers stay whole on narrow frames (Ped2: 360 px)."""
+    size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
+    return scale if size <= width else max(0.25, scale * width / size)
 
 
 def heatmap_colors(score_map: np.ndarray, vmin: float, vmax: float,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import math
 import os
 import signal
@@ -32,6 +33,8 @@ from stgraph.alarms import DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_
 from stgraph.fileio import atomic_path
 from stgraph.scores import COLUMNS, object_csv_rows
 from stgraph.stream import FrameResult, analysed_stream
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["watch", "OverlayRenderer", "ScoreCsvWriter", "VideoWriter", "FOURCC"]
 
@@ -120,7 +123,7 @@ class OverlayRenderer:
 
     def render(self, result: FrameResult, alarm: bool, fps: float) -> np.ndarray:
         """BGR uint8 [H + strip_height, W, 3]."""
-        from stgraph.viz import draw_boxes
+        from stgraph.viz import draw_boxes, fit_text_scale
 
         if result.image is None:
             raise ValueError("OverlayRenderer needs frame images (stream with keep_images=True)")
@@ -131,10 +134,12 @@ class OverlayRenderer:
         h, w = image.shape[:2]
         if alarm:
             cv2.rectangle(image, (0, 0), (w - 1, 22), RED, -1)
-            cv2.putText(image, f"ALARM  score {result.frame_score:.3f}", (6, 16),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, WHITE, 1, cv2.LINE_AA)
+            banner = f"ALARM  score {result.frame_score:.3f}"
+            cv2.putText(image, banner, (6, 16), cv2.FONT_HERSHEY_SIMPLEX,
+                        fit_text_scale(banner, w - 12, 0.5), WHITE, 1, cv2.LINE_AA)
         info = f"frame {result.frame_index}  t={result.time_s:.1f}s  {fps:.1f} fps"
-        cv2.putText(image, info, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, WHITE, 1, cv2.LINE_AA)
+        cv2.putText(image, info, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    fit_text_scale(info, w - 12, 0.4), WHITE, 1, cv2.LINE_AA)
         self._scores.append(result.frame_score)
         return np.concatenate([image, self._curve(w)], axis=0)
 
@@ -202,7 +207,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
           quantile: float = DEFAULT_QUANTILE, min_duration: int = 3, merge_gap: int = 5,
           radius: int | None = None, prefetch: int = 4, max_frames: int | None = None,
           realtime: bool = False, video: str | None = None, start: int = 0,
-          log: Callable[[str], None] | None = None) -> dict:
+          weights: str | Path | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Score ``source`` live with the pipeline saved in ``model_dir``; write the outputs.
 
     Args:
@@ -218,15 +223,22 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
         start: first frame index (frame numbers in the outputs stay those of the video).
         realtime: release a video file's frames at their own rate, as a camera would.
         video: name in the events and scores (default: from the source).
-        log: where progress lines go (default: stderr).
+        weights: detector weights file to use instead of the saved one (see
+            :meth:`Pipeline.load`).
+        log: where progress lines go (default: this module's logger, level INFO).
 
     Returns:
         Summary dict: frames, events, interrupted, fps, threshold, outputs.
     """
-    from stgraph.pipeline import Pipeline, video_name
+    from stgraph.pipeline import Pipeline, known_fps, video_name
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    pipe = Pipeline.load(model_dir, progress=False)
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                   or max_frames < 1):
+        raise ValueError(f"max_frames must be a whole number >= 1 (or None), got {max_frames!r}")
+    if start < 0:
+        raise ValueError(f"start must be a frame index >= 0, got {start}")
+    log = log or logger.info
+    pipe = Pipeline.load(model_dir, progress=False, weights=weights)
     model = pipe.model
     limit = threshold if threshold is not None else default_threshold(model, quantile)
     frame_source = pipe.source(source, start=start)
@@ -234,7 +246,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
     if show and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         log("stgraph watch: no display found; running headless (--show ignored)")
         show = False
-    scorer = model.stream_scorer(fps=frame_source.fps,
+    scorer = model.stream_scorer(fps=known_fps(frame_source),  # the window Pipeline.score uses
                                  **({} if radius is None else {"radius": radius}))
     tracker = AlarmTracker(limit, min_duration, merge_gap, video=name)
     renderer = OverlayRenderer(limit, default_threshold(model, 0.5))
@@ -244,7 +256,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
     summary: dict[str, Any] = {"video": name, "frames": 0, "events": 0, "interrupted": False,
                                "threshold": limit, "radius": scorer.latency_frames}
     started = time.perf_counter()
-    rate = _Rate()
+    rate = FrameRate()
 
     def emit(event: Any) -> None:
         summary["events"] += 1
@@ -313,7 +325,7 @@ def _limited(frames: Any, max_frames: int | None) -> Iterator[Any]:
         yield frame
 
 
-class _Rate:
+class FrameRate:
     """Frames per second, smoothed (exponential moving average of the frame interval)."""
 
     def __init__(self, alpha: float = 0.1) -> None:

@@ -85,6 +85,74 @@ def frames(n: int = 2, features_width: Callable[[int], int] = lambda i: 3) -> li
                        features=np.zeros((1, features_width(i)), np.float32)) for i in range(n)]
 
 
+def window(start: int, n: int | None):
+    from stgraph.io.frames import ArraySource, FrameWindow
+
+    return list(FrameWindow(ArraySource(np.zeros((6, 8, 8, 3), np.uint8)), start, n))
+
+
+def score_table():
+    from _score_helpers import object_table
+
+    return object_table("clip", {0: [1.0], 1: [], 2: [4.0], 3: [1.0, 2.0], 4: [5.0]})
+
+
+def fitted_pipeline():
+    from stgraph.models.frame_difference import FrameDifference
+    from stgraph.pipeline import Pipeline
+
+    return Pipeline(model=FrameDifference()).fit([np.zeros((4, 16, 16, 3), np.uint8)])
+
+
+def watch_model(tmp: Path, **kwargs):
+    from stgraph.watch import watch
+
+    return watch(fitted_pipeline().save(tmp / "m"), np.zeros((4, 16, 16, 3), np.uint8), **kwargs)
+
+
+def saved_model(tmp: Path):
+    from test_bad_inputs_cli import saved_model as save
+
+    return save(tmp / "fit")
+
+
+def load_pipeline(model: Path, **kwargs):
+    from stgraph.pipeline import Pipeline
+
+    return Pipeline.load(model, **kwargs)
+
+
+def load_moved(tmp: Path):
+    model, weights = saved_model(tmp)
+    weights.rename(tmp / "elsewhere.onnx")
+    return load_pipeline(model)
+
+
+def load_changed(tmp: Path):
+    from test_bad_inputs_cli import tiny_onnx
+
+    model, weights = saved_model(tmp)
+    weights.write_bytes(tiny_onnx("retrained"))
+    return load_pipeline(model)
+
+
+def overlay(out: Path):
+    from stgraph.overlay import write_overlay
+
+    return write_overlay(np.zeros((5, 16, 16, 3), np.uint8), score_table(), "clip", out)
+
+
+def report(tmp: Path, videos: dict):
+    from stgraph.metrics import evaluate_frames
+    from stgraph.report import write_report
+
+    table = score_table()
+    labels = {"clip": np.array([0, 0, 1, 1, 0])}
+    frame_scores = table.frame_scores()
+    return write_report(tmp / "report", table, frame_scores, labels,
+                        evaluate_frames(frame_scores, labels), videos=videos)
+
+
 @dataclass
 class Case:
     """``call(tmp_path)`` must raise ``error`` with a one-line message matching every pattern."""
@@ -155,6 +223,39 @@ CASES = [
     Case("detectron2 conf_threshold=5 (checked before detectron2 is imported)",
          lambda t: detectron2(t, conf_threshold=5), ValueError,
          ("Detectron2Detector: conf_threshold", "got 5")),
+    # defect 1: frame counts and indices
+    Case("FrameWindow frames=0", lambda t: window(0, 0), ValueError,
+         ("number of frames must be >= 1", "got 0")),
+    Case("FrameWindow start=-5", lambda t: window(-5, None), ValueError,
+         ("start must be a frame index >= 0", "got -5")),
+    Case("watch max_frames=-1", lambda t: watch_model(t, max_frames=-1), ValueError,
+         ("max_frames must be a whole number >= 1", "got -1")),
+    # defect 4: labels longer than the video
+    Case("check_labels with 9 labels for 5 frames",
+         lambda t: score_table().check_labels({"clip": np.zeros(9)}), ValueError,
+         ("'clip' has 5 frames", "9 frame labels")),
+    # defect 5: saved weights that moved or changed; a missing override
+    Case("Pipeline.load: the fitted weights moved", lambda t: load_moved(t), ValueError,
+         (r"x\.onnx", "the model was fitted with are missing", "weights")),
+    Case("Pipeline.load: the fitted weights changed", lambda t: load_changed(t), ValueError,
+         (r"x\.onnx", "changed since the model was fitted")),
+    Case("Pipeline.load(weights=<missing file>)",
+         lambda t: load_pipeline(saved_model(t)[0], weights=t / "gone.onnx"), FileNotFoundError,
+         (r"gone\.onnx", "no such weights file")),
+    # defect 9: output paths checked before any work
+    Case("Pipeline.save onto a file",
+         lambda t: ((t / "f").write_text("x"), fitted_pipeline().save(t / "f")), ValueError,
+         (r"f exists and is not a directory",)),
+    Case("Pipeline.save inside a file",
+         lambda t: ((t / "f").write_text("x"), fitted_pipeline().save(t / "f" / "m")), ValueError,
+         ("is a file, not a directory",)),
+    Case("write_overlay onto a directory",
+         lambda t: ((t / "o.png").mkdir(), overlay(t / "o.png")), ValueError,
+         (r"o\.png is a directory",)),
+    # defect 10: report videos that are not the scored ones
+    Case("write_report with videos naming none of the scored ones",
+         lambda t: report(t, {"other": t / "other.avi"}), ValueError,
+         ("none of the scored videos", r"\['clip'\]", "other")),
     # detections files
     Case("detections .npz truncated",
          lambda t: (write_detections(t / "d.npz", frames(50)),
@@ -172,6 +273,7 @@ CASES = [
 def test_bad_input_gives_one_clear_line(case, tmp_path):
     with pytest.raises(case.error) as info:
         case.call(tmp_path)
+    assert not (tmp_path / "report").exists(), "partial output left behind"
     message = str(info.value)
     assert "\n" not in message.strip(), f"not one line: {message!r}"
     for pattern in case.patterns:

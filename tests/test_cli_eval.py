@@ -153,9 +153,11 @@ def test_eval_report_of_a_frame_table_with_pixel_maps(scene, capsys):
     peak = int(np.arange(2, T)[np.argmax(table["score"])])
     assert f"video 01 frame {peak}" in summary and "heatmaps/01.png" in summary
     assert "pixel scores from | maps: 01" in summary and "candidate regions | frame rows" in summary
-    # frame rows have no box: a false alarm is shown as the whole frame (enlarged x3)
+    # frame rows have no box: a false alarm is shown as the whole frame (enlarged x3), legend under
+    from stgraph.report import LEGEND_HEIGHT
+
     false_alarms = sorted((out / "examples").glob("false_positive_*.png"))
-    assert false_alarms and all(cv2.imread(str(p)).shape[:2] == (H * 3, W * 3)
+    assert false_alarms and all(cv2.imread(str(p)).shape[:2] == (H * 3 + LEGEND_HEIGHT, W * 3)
                                 for p in false_alarms)
 
 

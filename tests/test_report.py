@@ -119,8 +119,10 @@ def test_eval_report_folder_with_masks_and_frames(scene, capsys):
     assert any(n.startswith("false_positive_00_02_000003") for n in crops)
     assert any(n.startswith("missed_00_01_000012") for n in crops)
     crop = cv2.imread(str(out / "examples" / next(n for n in crops if "_02_000003" in n)))
-    # window around FP_BOX: x 2..98, y 0..85 (96 px minimum), enlarged x3 to >= 240 px
-    assert crop.shape == (85 * 3, 96 * 3, 3)
+    # window around FP_BOX: x 2..98, y 0..85 (96 px minimum), enlarged x3 to >= 240 px; legend under
+    from stgraph.report import LEGEND_HEIGHT
+
+    assert crop.shape == (85 * 3 + LEGEND_HEIGHT, 96 * 3, 3)
     blue, green, red = (crop[..., c].astype(int) for c in range(3))
     assert np.any((red > 150) & (green < 80) & (blue < 80))  # the top-scored box, drawn red
 

@@ -7,6 +7,12 @@ training functions and an estimator that follows one contract (:mod:`stgraph.mod
     FrameDifference   naive frame-level baseline: mean absolute difference to the previous frame
     STMAE             STM-AE, memory-enhanced two-stream autoencoder (:mod:`stgraph.models.stm_ae`)
     DissociationAE    spatial AE + motion U-Net + deep K-means (:mod:`stgraph.models.dissociation`)
+    STRL              STAE + object-scene relation learning (:mod:`stgraph.models.strl`)
+    SSRL, LinearMIL   weakly supervised patch-relation model and its linear MIL baseline
+    EvidenceFusion    calibrated kNN/GMM/Mahalanobis scorers per feature group, summed
+
+The estimators other than AnoGraph are imported on first use (``from stgraph.models import
+STRL`` works; ``import stgraph.models`` stays light).
 
 Every model is registered (:mod:`stgraph.registry`, kind ``"model"``); the CLI's ``--method``
 names them.
@@ -17,5 +23,19 @@ from stgraph.models.base import (BaseEstimator, BaseModel, ModelFileError, NotFi
 from stgraph.models.dgi_training import train_dgi
 from stgraph.nn.dgi import AnoGraphDGI
 
+#: Estimators imported on first access: name -> module.
+_LAZY = {"FrameDifference": "stgraph.models.frame_difference", "STMAE": "stgraph.models.stm_ae",
+         "DissociationAE": "stgraph.models.dissociation", "STRL": "stgraph.models.strl",
+         "SSRL": "stgraph.models.ssrl", "LinearMIL": "stgraph.models.ssrl",
+         "EvidenceFusion": "stgraph.models.evidence"}
+
 __all__ = ["AnoGraph", "AnoGraphDGI", "train_dgi", "BaseEstimator", "BaseModel",
-           "ModelFileError", "NotFittedError", "ScoreQuantiles", "load_model"]
+           "ModelFileError", "NotFittedError", "ScoreQuantiles", "load_model", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stgraph.models' has no attribute {name!r}")

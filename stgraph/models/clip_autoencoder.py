@@ -34,7 +34,7 @@ from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check
                                  check_seed, make_generator, resolve_device, seeded)
 from stgraph.models.frame_difference import box_means
 from stgraph.scores import ScoreTable
-from stgraph.stream import FrameOutput
+from stgraph.stream import FrameOutput, score_frames
 
 __all__ = ["ClipAutoencoder", "ClipAnalysis", "ClipData", "ClipState"]
 
@@ -278,32 +278,7 @@ class ClipAutoencoder(BaseEstimator):
             detections: a detector's boxes per frame; each becomes an object row.
         """
         self.check_is_fitted("score")
-        source = as_frame_source(X)
-        by_frame = {d.frame_index: d for d in detections} if detections is not None else {}
-        state, indices, scored, hw = None, [], [], None
-        for frame in tqdm(source, desc=type(self).__name__, unit="frame",
-                          disable=not self.progress, leave=False):
-            state, output = self.score_next_frame(state, frame.image, by_frame.get(frame.index))
-            indices.append(frame.index)
-            hw = frame.image.shape[:2]
-            if output is not None:
-                scored.append((frame.index, output))
-        if not indices:
-            raise ValueError(f"video {video!r} has no frames")
-        table = ScoreTable.from_frames(
-            video, np.array([i for i, _ in scored], np.int64),
-            np.array([o.frame_score for _, o in scored], np.float64),
-            video_frames=np.asarray(indices, np.int64), image_hw=hw,
-            pixel_maps=np.stack([o.pixel_map for _, o in scored]) if scored else None)
-        if detections is None:
-            return table
-        scores = {i: o.object_scores for i, o in scored}
-        with_history = [d for d in detections if d.frame_index in scores]
-        if not with_history:
-            return table
-        objects = ScoreTable.from_detections(video, with_history,
-                                             [scores[d.frame_index] for d in with_history])
-        return ScoreTable.concat([table, objects])
+        return score_frames(self, X, video, detections, progress=self.progress)
 
     def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
         """A :class:`~stgraph.stream.FrameStreamScorer` (latency 0; equals :meth:`score`)."""

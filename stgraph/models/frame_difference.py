@@ -30,7 +30,7 @@ from stgraph.io.frames import as_frame_source
 from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, check_labels
 from stgraph.registry import register
 from stgraph.scores import ScoreTable
-from stgraph.stream import FrameOutput
+from stgraph.stream import FrameOutput, score_frames
 
 __all__ = ["FrameDifference"]
 
@@ -161,22 +161,7 @@ class FrameDifference(BaseEstimator):
         """
         self.check_is_fitted("score")
         check_int("map_stride", self.map_stride, 1)
-        indices, outputs, hw, _ = self._frame_outputs(X, detections)
-        scored = [(i, o) for i, o in zip(indices, outputs) if o is not None]
-        frames = np.array([i for i, _ in scored], np.int64)
-        table = ScoreTable.from_frames(
-            video, frames, np.array([o.frame_score for _, o in scored], np.float64),
-            video_frames=np.asarray(indices, np.int64), image_hw=hw,
-            pixel_maps=np.stack([o.pixel_map for _, o in scored]) if scored else None)
-        if detections is None:
-            return table
-        scores = {i: o.object_scores for i, o in scored}
-        with_history = [d for d in detections if d.frame_index in scores]  # frame 0: no rows
-        if not with_history:
-            return table
-        objects = ScoreTable.from_detections(video, with_history,
-                                             [scores[d.frame_index] for d in with_history])
-        return ScoreTable.concat([table, objects])
+        return score_frames(self, X, video, detections, progress=self.progress)
 
     def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
         """A :class:`~stgraph.stream.FrameStreamScorer` (latency 0; equals :meth:`score`)."""
