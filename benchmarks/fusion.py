@@ -2,8 +2,8 @@
 
 One command from the repository root (data in ``../shared/data``)::
 
-    /work/bin/heavy .venv/bin/python benchmarks/fusion.py          # ~8 min on one CPU core
-    /work/bin/heavy .venv/bin/python benchmarks/fusion.py --seed 1 --methods anograph stm_ae \
+    taskset -c 1 .venv/bin/python benchmarks/fusion.py          # ~8 min on one CPU core
+    taskset -c 1 .venv/bin/python benchmarks/fusion.py --seed 1 --methods anograph stm_ae \
         --out benchmarks/results/fusion_seed1.json                 # seed spread (also --seed 2)
 
 Per dataset (its training videos -> its testing videos, as shipped in ``../shared/data``; Ped2

@@ -28,7 +28,7 @@ process's resident-set high-water mark (``VmHWM``, reset through ``/proc/self/cl
 its resident set just before the phase (the input detections already built). Merged into
 ``scale.json`` under ``growth``, plotted to ``results/scale_growth.png``::
 
-    /work/bin/heavy python benchmarks/scale.py --growth
+    taskset -c 1 python benchmarks/scale.py --growth
 """
 from __future__ import annotations
 
@@ -382,12 +382,12 @@ def growth_main() -> None:
     by_objects["fits"] = _growth_fits(by_objects, "objects_per_frame")
     by_objects["fixed_frames"] = args.fixed_frames
     growth = {
-        "command": "/work/bin/heavy python benchmarks/scale.py --growth",
+        "command": "taskset -c 1 python benchmarks/scale.py --growth",
         "data": "random synthetic detections (benchmarks/scale.py random_detections): boxes of "
                 f"about 12x28 px walking in a {GROWTH_IMAGE_HW[0]}x{GROWTH_IMAGE_HW[1]} frame, "
                 f"{GROWTH_WIDTH}-d N(0, 1) features",
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs shared with other jobs, "
-                   "1 core pinned (/work/bin/heavy), 1 torch thread",
+                   "1 core pinned (taskset -c 1), 1 torch thread",
         "model": model,
         "memory": "peak resident set (VmHWM, reset via /proc/self/clear_refs) minus the resident "
                   "set before the phase, in a fresh process per point; the input detections "
