@@ -5,10 +5,10 @@ One command per method from the repository root (data in ``../shared/data``); ea
 ``benchmarks/results/ped2_autoencoders_<method>.json`` and ``--merge`` gathers them into
 ``benchmarks/results/ped2_autoencoders.json``::
 
-    /work/bin/heavy .venv/bin/python benchmarks/ped2_autoencoders.py --method stm_ae
-    /work/bin/heavy .venv/bin/python benchmarks/ped2_autoencoders.py --method dissociation
+    taskset -c 1 .venv/bin/python benchmarks/ped2_autoencoders.py --method stm_ae
+    taskset -c 1 .venv/bin/python benchmarks/ped2_autoencoders.py --method dissociation
     .venv/bin/python benchmarks/ped2_autoencoders.py --method frame_difference
-    /work/bin/heavy .venv/bin/python benchmarks/ped2_autoencoders.py --dataset avenue --method stm_ae
+    taskset -c 1 .venv/bin/python benchmarks/ped2_autoencoders.py --dataset avenue --method stm_ae
     .venv/bin/python benchmarks/ped2_autoencoders.py --merge
 
 ``--dataset avenue`` trains on the 2 Avenue training videos present (389 frames) and scores the
@@ -112,7 +112,7 @@ def run(method: str, data: Path, smooth: int, overrides: dict, seed: int,
         "pixel_auc": masks["pixel_auc"], "smooth": smooth,
         "train_losses": getattr(model, "train_losses_", None),
         "chosen": {k: getattr(model, k) for k in ("lambda_r_", "alpha_") if hasattr(model, k)},
-        "machine": "2-core CPU, 1 core pinned (/work/bin/heavy), torch threads "
+        "machine": "2-core CPU, 1 core pinned (taskset -c 1), torch threads "
                    f"{torch.get_num_threads()}, {platform.processor() or platform.machine()}",
         "data": ("UCSD Ped2: train 16 videos / 2550 frames, test 12 videos / 2010 frames"
                  if dataset == "ped2" else "CUHK Avenue (partial): train 2 videos / 389 frames, "

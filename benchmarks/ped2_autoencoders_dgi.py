@@ -4,7 +4,7 @@ Run after ``benchmarks/ped2_autoencoders.py --method stm_ae|dissociation`` (whic
 autoencoders in ``.cache/ped2_autoencoders/<method>_seed<seed>``: their weights are reused, never
 retrained)::
 
-    /work/bin/heavy .venv/bin/python benchmarks/ped2_autoencoders_dgi.py
+    taskset -c 1 .venv/bin/python benchmarks/ped2_autoencoders_dgi.py
 
 Objects are ``benchmarks/ped2_anograph.py``'s: YOLOX-Nano boxes (extraction threshold 0.05,
 graph threshold ``--conf`` 0.3) with geometry (8), class (81) and MobileNetV2 RoI (96) features,
@@ -143,7 +143,7 @@ def main() -> None:
               "producers": producer_info, "rows": rows,
               "objects": {"train": sum(len(d) for f in train.values() for d in f),
                           "test": sum(len(d) for f in test.values() for d in f)},
-              "machine": "2-core CPU, 1 core pinned (/work/bin/heavy)"}
+              "machine": "2-core CPU, 1 core pinned (taskset -c 1)"}
     atomic_write_text(args.out, json.dumps(result, indent=2))
 
 

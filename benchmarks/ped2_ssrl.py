@@ -106,7 +106,7 @@ def main() -> int:
         "command": "python benchmarks/ped2_ssrl.py " + " ".join(sys.argv[1:]),
         "machine": {"platform": platform.platform(), "cpu": platform.processor(),
                     "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
-                    "note": "2-core CPU, 1 core pinned (/work/bin/heavy)"},
+                    "note": "2-core CPU, 1 core pinned (taskset -c 1)"},
         "split": {"train_normal": [v.name for v in split.train if v.meta["video_label"] == 0],
                   "train_abnormal": [v.name for v in split.train if v.meta["video_label"] == 1],
                   "test": list(test), "test_frames": int(sum(len(l) for l in labels.values())),

@@ -51,9 +51,7 @@ from stgraph.models.frame_difference import FrameDifference  # noqa: E402
 from stgraph.models.strl import STRL, paper_combination  # noqa: E402
 from stgraph.scores.frames import FrameScores, smooth_and_normalize  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "ucsd_ped2"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data/ucsd_ped2")
+DATA = Path(os.environ.get("STGRAPH_SHARED_DATA", REPO.parent / "shared" / "data")) / "ucsd_ped2"
 OUT = REPO / "benchmarks" / "results" / "ped2_strl.json"
 SMOOTH = 15
 
@@ -174,7 +172,7 @@ def main() -> None:
     result = run(args)
     result["machine"] = {"cpu": platform.processor() or platform.machine(),
                          "threads": torch.get_num_threads(), "torch": torch.__version__,
-                         "note": "2-core CPU shared, 1 core pinned (/work/bin/heavy)"}
+                         "note": "2-core CPU shared, 1 core pinned (taskset -c 1)"}
     out = Path(args.out)
     data = json.loads(out.read_text()) if out.is_file() else {}
     runs = {k: v for k, v in data.get("runs", {}).items()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +32,7 @@ from stgraph.graphs.knowledge import (frame_triples, plot_relation_map, plot_tri
                                       scene_graph)
 from stgraph.models.base import load_model  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "ucsd_ped2"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data/ucsd_ped2")
+DATA = Path(os.environ.get("STGRAPH_SHARED_DATA", REPO.parent / "shared" / "data")) / "ucsd_ped2"
 RESULTS = REPO / "benchmarks" / "results"
 
 

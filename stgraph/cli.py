@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -346,7 +345,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
           f"edges, feature dim {data.x.shape[1] if data.num_nodes else 0}")
     print(f"detect+features {t1 - t0:.2f} s, graph {1000 * (t2 - t1):.1f} ms -> {out}")
     if plot:
-        from stgraph.io import FrameWindow, open_source
+        from stgraph.io import FrameWindow
         from stgraph.viz import draw_object_graph
 
         middle = detections[len(detections) // 2].frame_index

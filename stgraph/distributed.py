@@ -6,10 +6,12 @@ Launch any training script with ``torchrun`` (gloo on CPU, NCCL on GPUs)::
 
 Inside, :func:`init_from_env` starts the process group from torchrun's environment variables, and
 :func:`stgraph.models.dgi_training.train_dgi` and :meth:`stgraph.models.AnoGraph.fit` pick it
-up (:meth:`Distributed.current`): every process trains on its own graphs, the gradients are
-summed so that one step equals one step on the concatenated batches, and the statistics the
-scores depend on (feature scaling, ``s_train``, the density of the embeddings, the training-score
-quantiles) are reduced, so every process ends with the same model and scores identically.
+up (:meth:`Distributed.current`), as do the pixel autoencoders
+(:class:`stgraph.models.clip_autoencoder.ClipAutoencoder`): every process trains on its own
+graphs (clips), the gradients are summed (averaged for the autoencoders) so that one step
+equals one step on the concatenated batches, and the statistics the scores depend on (feature
+scaling, ``s_train``, the density of the embeddings, the training-score quantiles, the flow
+scale, ...) are reduced, so every process ends with the same model and scores identically.
 """
 from __future__ import annotations
 
@@ -121,6 +123,34 @@ class Distributed:
             self._dist.broadcast(data, src=src, group=self.group)
             with torch.no_grad():
                 tensor.copy_(data.to(tensor.device))
+
+    def average_gradients(self, module: nn.Module) -> None:
+        """Replace each parameter's gradient by its mean over processes (one flat all-reduce)."""
+        self.sum_gradients(module)
+        for p in module.parameters():
+            if p.requires_grad:
+                p.grad.div_(self.world_size)
+
+    def average_batch_norm(self, module: nn.Module) -> None:
+        """Replace the running mean and variance of every BatchNorm layer by their mean over
+        processes (one flat all-reduce); the layers then normalise identically everywhere."""
+        stats = [buffer for m in module.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                 for buffer in (m.running_mean, m.running_var)]
+        if not stats:
+            return
+        flat = self.sum_tensor(torch.cat([b.reshape(-1) for b in stats])) / self.world_size
+        offset = 0
+        with torch.no_grad():
+            for b in stats:
+                b.copy_(flat[offset:offset + b.numel()].view_as(b))
+                offset += b.numel()
+
+    def cat_tensors(self, tensor: Tensor) -> Tensor:
+        """Every process's ``tensor`` concatenated along dim 0 in rank order (the sizes along
+        dim 0 may differ), on every process, on ``tensor``'s device."""
+        parts = self.gather_objects(tensor.detach().cpu())
+        return torch.cat(parts).to(tensor.device)
 
     def gather_objects(self, obj: Any) -> list[Any]:
         """Every process's ``obj`` (picklable), in rank order, on every process."""

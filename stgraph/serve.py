@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -233,7 +232,7 @@ class SourceWorker:
     def _run(self, pipe: Any) -> None:
         """One pass over the source (public streaming API, as ``stgraph watch``)."""
         from stgraph.stream import analysed_stream
-        from stgraph.watch import OverlayRenderer, paced, _Rate
+        from stgraph.watch import FrameRate, OverlayRenderer, paced
 
         model = pipe.model
         source = pipe.source(int(self.source) if str(self.source).isdigit() else self.source)
@@ -243,7 +242,7 @@ class SourceWorker:
         tracker = AlarmTracker(limit, self.config.min_duration, self.config.merge_gap,
                                video=self.state.name)
         renderer = OverlayRenderer(limit, min(limit, default_threshold(model, 0.5)))
-        rate, frames = _Rate(), (paced(source) if self.config.realtime else source)
+        rate, frames = FrameRate(), (paced(source) if self.config.realtime else source)
         keyframes = _EventFrames()
         self._set(threshold=float(limit))
         stream = analysed_stream(pipe, _first(frames, self.config.max_frames), keep_images=True,

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from detectors.base import Detections
 from stgraph.graphs.window import CentredWindow, CentredWindows

@@ -256,7 +256,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
     summary: dict[str, Any] = {"video": name, "frames": 0, "events": 0, "interrupted": False,
                                "threshold": limit, "radius": scorer.latency_frames}
     started = time.perf_counter()
-    rate = _Rate()
+    rate = FrameRate()
 
     def emit(event: Any) -> None:
         summary["events"] += 1
@@ -325,7 +325,7 @@ def _limited(frames: Any, max_frames: int | None) -> Iterator[Any]:
         yield frame
 
 
-class _Rate:
+class FrameRate:
     """Frames per second, smoothed (exponential moving average of the frame interval)."""
 
     def __init__(self, alpha: float = 0.1) -> None:

@@ -18,7 +18,7 @@ TINY = STMAE.contract_params()
 def test_memory_read_is_a_convex_combination_of_the_items():
     pool = MemoryPool(n_items=6, dim=4, top_k=2, seed=0)
     z = torch.randn(2, 4, 3, 3)
-    weights = pool.weights(pool._queries(z))
+    weights = pool.weights(pool.queries(z))
     assert torch.all(weights >= 0)
     torch.testing.assert_close(weights.sum(dim=1), torch.ones(18))
     read = pool.read(z)

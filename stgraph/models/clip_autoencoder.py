@@ -8,8 +8,15 @@ ClipAnalysis``. This module does the rest: frame preprocessing (BGR uint8 -> RGB
 ``resolution`` x ``resolution``), DIS flow when ``uses_flow`` (through
 :mod:`stgraph.features.flow`, cached for training videos with a path), clip batches, the
 streaming step ``score_next_frame`` that :meth:`score` also runs (so streaming equals batch),
-frame rows + pixel maps + object rows (mean error map inside each detector box), and
-persistence (``config.json`` + the network's ``state_dict``).
+frame rows + pixel maps + object rows (mean error map inside each detector box),
+persistence (``config.json`` + the network's ``state_dict``) and data-parallel training.
+
+Data-parallel training (``torchrun``, :mod:`stgraph.distributed`): each process fits on its own
+share of the videos; :meth:`ClipAutoencoder.fit` broadcasts rank 0's network, the trainers walk
+:meth:`ClipData.train_batches` (the same number of steps on every process) and call
+:meth:`ClipData.average_gradients` (one all-reduce) before each optimiser step, and the flow
+scale, the epoch losses and the training-score quantiles are computed over every process's
+clips, so every process ends with the same network and scores identically.
 
 The first ``n_input`` frames of a video have no history: they get no row (the table still knows
 them).
@@ -28,6 +35,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from detectors.base import Detections
+from stgraph.distributed import Distributed
 from stgraph.features.flow import OpticalFlow, video_flow
 from stgraph.io.frames import as_frame_source
 from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check_labels,
@@ -59,11 +67,61 @@ class ClipAnalysis:
 @dataclass
 class ClipData:
     """Training clips in memory: per video, RGB frames uint8 [T, R, R, 3] and (for flow models)
-    scaled flow float16 [T, R, R, 2]; ``index`` lists (video, t) of every clip's last frame."""
+    scaled flow float16 [T, R, R, 2]; ``index`` lists (video, t) of every clip's last frame.
+
+    ``world``: under data-parallel training, the processes sharing the training (each holds
+    its own clips); the methods below then make the collective calls a trainer needs.
+    """
 
     frames: list[np.ndarray]
     flows: list[np.ndarray] | None
     index: np.ndarray
+    world: Distributed | None = None
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Optimiser steps of an epoch of :meth:`train_batches` (the most any process has)."""
+        steps = -(-len(self.index) // batch_size)
+        return steps if self.world is None else self.world.max_int(steps)
+
+    def train_batches(self, batch_size: int, n_input: int, generator: torch.Generator
+                      ) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """One training epoch: :meth:`batches`, shuffled. Under ``world`` every process yields
+        :meth:`steps_per_epoch` batches: one with fewer clips goes round its clips again (in a
+        new shuffled order), so that every step is one all-reduce on every process."""
+        if self.world is None:
+            yield from self.batches(batch_size, n_input, generator)
+            return
+        n, steps = len(self.index), self.steps_per_epoch(batch_size)
+        need = steps * batch_size if steps > -(-n // batch_size) else n
+        order = np.concatenate([torch.randperm(n, generator=generator).numpy()
+                                for _ in range(-(-need // n))])[:need]
+        for start in range(0, need, batch_size):
+            yield self.batch(order[start:start + batch_size], n_input)
+
+    def average_gradients(self, module: nn.Module) -> None:
+        """Under ``world``: each gradient of ``module`` becomes its mean over the processes (one
+        all-reduce; call between ``backward`` and the optimiser step). Else nothing."""
+        if self.world is not None:
+            self.world.average_gradients(module)
+
+    def epoch_loss(self, losses: list[float]) -> float:
+        """Mean of the batch losses of an epoch (over every process under ``world``)."""
+        if self.world is None:
+            return mean_or_nan(losses)
+        both = self.world.sum_tensor(torch.tensor([float(np.sum(losses)), float(len(losses))],
+                                                  dtype=torch.float64))
+        return float(both[0] / both[1]) if both[1] > 0 else math.nan
+
+    def average_batch_norm(self, net: nn.Module) -> None:
+        """Under ``world``: every BatchNorm layer's running statistics become their mean over
+        the processes (see :class:`ClipAutoencoder`). Else nothing."""
+        if self.world is not None:
+            self.world.average_batch_norm(net)
+
+    def gathered(self, values: Tensor) -> Tensor:
+        """``values`` [M, ...] of every process concatenated in rank order (itself when not
+        data-parallel)."""
+        return values if self.world is None else self.world.cat_tensors(values)
 
     def batch(self, rows: np.ndarray, n_input: int) -> tuple[Tensor, Tensor | None]:
         """Clips [B, n+1, 3, R, R] in [-1, 1] and flows [B, n+1, 2, R, R] (or None)."""
@@ -95,7 +153,16 @@ class ClipState:
 
 
 class ClipAutoencoder(BaseEstimator):
-    """Base of the frame-level pixel autoencoders (see the module docstring)."""
+    """Base of the frame-level pixel autoencoders (see the module docstring).
+
+    Data-parallel (``data_parallel = True``): under ``torchrun`` :meth:`fit` trains on this
+    process's videos together with the other processes (module docstring). BatchNorm layers
+    stay per-process BatchNorm while training (``SyncBatchNorm`` refuses CPU tensors): each
+    process normalises its batches with their own statistics, as ``DistributedDataParallel``
+    does with plain BatchNorm, and the running statistics are averaged over the processes at
+    the end of each training phase (before they are used in eval mode) rather than taken from
+    rank 0, so they describe every process's clips, not a 1 / world_size sample of them.
+    """
 
     consumes: ClassVar[str] = "frames"
     supervision: ClassVar[str] = "none"
@@ -106,6 +173,8 @@ class ClipAutoencoder(BaseEstimator):
     n_input: ClassVar[int] = 4
     #: Whether the network takes DIS optical flow.
     uses_flow: ClassVar[bool] = False
+    #: Trains data-parallel under torchrun (module docstring).
+    data_parallel: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ subclass hooks
     def _build_net(self) -> nn.Module:  # pragma: no cover - abstract
@@ -190,22 +259,33 @@ class ClipAutoencoder(BaseEstimator):
         if labels is not None and labels.any():
             raise ValueError(f"{type(self).__name__} learns from normal videos only")
         device = resolve_device(self.device)
+        world = Distributed.current()
         data, total = self._load(videos)
+        data.world = world
         flow_scale = 1.0
         if data.flows is not None:
             sample = np.concatenate([f[::max(1, len(f) // 20)].reshape(-1) for f in data.flows])
+            if world is not None:  # the same scale on every process: over every video
+                sample = np.concatenate(world.gather_objects(sample))
             flow_scale = float(np.percentile(np.abs(sample.astype(np.float32)), 99)) + 1e-3
             data.flows = [(f.astype(np.float32) / flow_scale).astype(np.float16)
                           for f in data.flows]
         with seeded(self.seed):
             net = self._build_net().to(device)
-        losses, extra = self._train(net, data, make_generator(self.seed))
+        if world is not None:
+            world.broadcast_parameters(net)
+        rank = 0 if world is None else world.rank
+        losses, extra = self._train(net, data, make_generator(self.seed + rank))
+        data.average_batch_norm(net)
         net.eval()
         with torch.no_grad():
             scores = np.concatenate([
                 self._analyse(net, c.to(device), None if f is None else f.to(device),
                               extra).scores
                 for c, f in data.batches(self.batch_size, self.n_input, None)])
+        if world is not None:  # quantiles of every process's clips
+            scores = np.concatenate(world.gather_objects(scores))
+            total = world.sum_int(total)
         train_scores = ScoreQuantiles.from_scores(scores)
         self.net_, self.train_scores_, self.n_train_frames_ = net, train_scores, total
         self.train_losses_, self.flow_scale_ = [float(v) for v in losses], flow_scale

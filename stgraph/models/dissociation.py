@@ -42,8 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stgraph.models.base import check_int, resolve_device
-from stgraph.models.clip_autoencoder import (ClipAnalysis, ClipAutoencoder, ClipData, epoch_bar,
-                                             mean_or_nan)
+from stgraph.models.clip_autoencoder import ClipAnalysis, ClipAutoencoder, ClipData, epoch_bar
 from stgraph.nn.autoencoder_layers import gradient_loss
 from stgraph.nn.pixel_autoencoders import DissociationNet
 from stgraph.registry import register
@@ -99,26 +98,36 @@ def train_dissociation(model: "DissociationAE", net: DissociationNet, data: Clip
                        generator: torch.Generator) -> tuple[list[float], float, float]:
     """Pre-training, K-means initialisation, alternating training (module docstring).
 
-    Returns the loss of every epoch, ``lambda_r`` and ``alpha`` (chosen when None)."""
+    Returns the loss of every epoch, ``lambda_r`` and ``alpha`` (chosen when None).
+
+    Data-parallel when ``data.world`` is set: gradients averaged over the processes before each
+    step (one all-reduce for both optimisers of an alternating step), BatchNorm statistics
+    averaged after pre-training, and the K-means sample gathered from every process (each gives
+    ``budget / world_size`` embeddings) with rank 0's centres broadcast, so ``alpha``,
+    ``lambda_r`` and the centres are the same everywhere."""
     device = resolve_device(model.device)
     n, losses = model.n_input, []
-    autoencoder = [p for name, p in net.named_parameters() if not name.startswith("kmeans.")]
-    opt = torch.optim.Adam(autoencoder, lr=model.lr)
+    autoencoder = nn.ModuleList([m for name, m in net.named_children() if name != "kmeans"])
+    opt = torch.optim.Adam(autoencoder.parameters(), lr=model.lr)
     net.train()
     for _ in epoch_bar(model, model.pretrain_epochs, "dissociation pre-training"):
         epoch = []
-        for clips, _ in data.batches(model.batch_size, n, generator):
+        for clips, _ in data.train_batches(model.batch_size, n, generator):
             first, stacked, last = _split(clips.to(device), n)
             loss = _reconstruction_loss(net(first, stacked), first, last)
             opt.zero_grad()
             loss.backward()
+            data.average_gradients(autoencoder)
             opt.step()
             epoch.append(loss.item())
-        losses.append(mean_or_nan(epoch))
+        losses.append(data.epoch_loss(epoch))
+    data.average_batch_norm(net)
     # K-means initialisation on (a sample of) the training embeddings
     net.eval()
     embeddings, rec = [], []
     budget = max(model.n_clusters, 20000)
+    world_size = 1 if data.world is None else data.world.world_size
+    local_budget = -(-budget // world_size)
     with torch.no_grad():
         for clips, _ in data.batches(model.batch_size, n, generator):
             first, stacked, last = _split(clips.to(device), n)
@@ -126,11 +135,15 @@ def train_dissociation(model: "DissociationAE", net: DissociationNet, data: Clip
             rec.append(_reconstruction_loss(out, first, last).item())
             r = out["r"]
             embeddings.append(r.permute(0, 2, 3, 1).reshape(-1, r.shape[1]).cpu())
-            if sum(len(e) for e in embeddings) >= budget:
+            if sum(len(e) for e in embeddings) >= local_budget:
                 break
-    emb = torch.cat(embeddings)[:budget]
+    emb = data.gathered(torch.cat(embeddings)[:local_budget])
+    rec = data.gathered(torch.tensor(rec, dtype=torch.float64)).tolist()
     with torch.no_grad():
         net.kmeans.centers.copy_(kmeans(emb, model.n_clusters, generator).to(device))
+    if data.world is not None:  # the generators differ between processes: rank 0's centres
+        data.world.broadcast_parameters(net.kmeans)
+    with torch.no_grad():
         dist = torch.cdist(emb.to(device), net.kmeans.centers)
     alpha = float(model.alpha) if model.alpha is not None else choose_alpha(dist)
     with torch.no_grad():
@@ -141,21 +154,24 @@ def train_dissociation(model: "DissociationAE", net: DissociationNet, data: Clip
     net.train()
     for _ in epoch_bar(model, model.epochs, "dissociation alternating"):
         epoch = []
-        for clips, _ in data.batches(model.batch_size, n, generator):
+        for clips, _ in data.train_batches(model.batch_size, n, generator):
             first, stacked, last = _split(clips.to(device), n)
             out = net(first, stacked)
             r = out["r"].permute(0, 2, 3, 1).reshape(-1, out["r"].shape[1])
             loss = (_reconstruction_loss(out, first, last)
                     + lambda_r * net.kmeans.distance(r, alpha, frozen=True).mean())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            # The centres are frozen in ``loss`` and ``r`` is detached in ``cluster``: the two
+            # backward passes touch disjoint parameters, so one all-reduce serves both steps.
             cluster = net.kmeans.distance(r.detach(), alpha).mean()
+            opt.zero_grad()
             centre_opt.zero_grad()
+            loss.backward()
             cluster.backward()
+            data.average_gradients(net)
+            opt.step()
             centre_opt.step()
             epoch.append(loss.item())
-        losses.append(mean_or_nan(epoch))
+        losses.append(data.epoch_loss(epoch))
     return losses, lambda_r, alpha
 
 

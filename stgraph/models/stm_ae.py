@@ -35,14 +35,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stgraph.models.base import check_int, resolve_device, seeded
-from stgraph.models.clip_autoencoder import (ClipAnalysis, ClipAutoencoder, ClipData, epoch_bar,
-                                             mean_or_nan)
+from stgraph.models.clip_autoencoder import ClipAnalysis, ClipAutoencoder, ClipData, epoch_bar
 from stgraph.nn.autoencoder_layers import PatchDiscriminator, psnr, salt_and_pepper
 from stgraph.nn.pixel_autoencoders import STMAENet
 from stgraph.registry import register
@@ -52,15 +50,19 @@ __all__ = ["STMAE", "train_stm_ae"]
 
 def train_stm_ae(model: "STMAE", net: STMAENet, data: ClipData, generator: torch.Generator
                  ) -> list[float]:
-    """Both training phases of STM-AE (module docstring); returns the loss of every epoch."""
+    """Both training phases of STM-AE (module docstring); returns the loss of every epoch.
+
+    Data-parallel when ``data.world`` is set: gradients averaged over the processes before each
+    step, the memories written with every process's queries, BatchNorm statistics averaged
+    after phase 1 (the encoders then run in eval mode)."""
     device = resolve_device(model.device)
     n, losses = model.n_input, []
-    streams = [net.app_encoder, net.app_decoder, net.mot_encoder, net.mot_decoder]
-    opt = torch.optim.Adam([p for m in streams for p in m.parameters()], lr=model.lr)
+    streams = nn.ModuleList([net.app_encoder, net.app_decoder, net.mot_encoder, net.mot_decoder])
+    opt = torch.optim.Adam(streams.parameters(), lr=model.lr)
     net.train()
     for _ in epoch_bar(model, model.pretrain_epochs, "STM-AE pre-training"):
         epoch = []
-        for clips, flows in data.batches(model.batch_size, n, generator):
+        for clips, flows in data.train_batches(model.batch_size, n, generator):
             b, r = clips.shape[0], clips.shape[-1]
             inp = clips[:, :n].reshape(b, 3 * n, r, r).to(device)
             fl = flows[:, :n].reshape(b, 2 * n, r, r).to(device)
@@ -68,24 +70,28 @@ def train_stm_ae(model: "STMAE", net: STMAENet, data: ClipData, generator: torch
             loss = F.mse_loss(rec_a, inp) + F.mse_loss(rec_m, fl)
             opt.zero_grad()
             loss.backward()
+            data.average_gradients(streams)
             opt.step()
             epoch.append(loss.item())
-        losses.append(mean_or_nan(epoch))
+        losses.append(data.epoch_loss(epoch))
+    data.average_batch_norm(net)
     for encoder in (net.app_encoder, net.mot_encoder):
         encoder.eval()
         encoder.requires_grad_(False)
     opt = torch.optim.Adam(net.frame_decoder.parameters(), lr=model.lr)
-    steps = max(1, model.epochs * -(-len(data.index) // model.batch_size))
+    steps = max(1, model.epochs * data.steps_per_epoch(model.batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     disc = disc_opt = None
     if model.adversarial:
         with seeded(model.seed + 1):
             disc = PatchDiscriminator(model.width).to(device)
+        if data.world is not None:
+            data.world.broadcast_parameters(disc)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=model.lr)
     net.frame_decoder.train()
     for _ in epoch_bar(model, model.epochs, "STM-AE prediction"):
         epoch = []
-        for clips, flows in data.batches(model.batch_size, n, generator):
+        for clips, flows in data.train_batches(model.batch_size, n, generator):
             b, r = clips.shape[0], clips.shape[-1]
             clips, flows = clips.to(device), flows.to(device)
             with torch.no_grad():
@@ -101,17 +107,19 @@ def train_stm_ae(model: "STMAE", net: STMAENet, data: ClipData, generator: torch
                 loss = loss + model.lambda_adv * disc(pred).pow(2).mean()  # G: D(pred) -> 0 (real)
             opt.zero_grad()
             loss.backward()
+            data.average_gradients(net.frame_decoder)
             opt.step()
             schedule.step()
             if disc is not None:
                 d_loss = disc(target).pow(2).mean() + (disc(pred.detach()) - 1).pow(2).mean()
                 disc_opt.zero_grad()
                 d_loss.backward()
+                data.average_gradients(disc)
                 disc_opt.step()
-            net.spatial_memory.update(z_a)
-            net.temporal_memory.update(z_m)
+            net.spatial_memory.update(data.gathered(net.spatial_memory.queries(z_a)))
+            net.temporal_memory.update(data.gathered(net.temporal_memory.queries(z_m)))
             epoch.append(loss.item())
-        losses.append(mean_or_nan(epoch))
+        losses.append(data.epoch_loss(epoch))
     return losses
 
 

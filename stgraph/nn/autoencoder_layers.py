@@ -103,7 +103,7 @@ class MemoryPool(nn.Module):
         self.register_buffer("items", F.normalize(torch.randn(n_items, dim, generator=gen), dim=1))
 
     @staticmethod
-    def _queries(z: Tensor) -> Tensor:
+    def queries(z: Tensor) -> Tensor:
         """[B, C, H, W] -> [B*H*W, C]."""
         return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
 
@@ -115,14 +115,14 @@ class MemoryPool(nn.Module):
     def read(self, z: Tensor) -> Tensor:
         """Rebuild every query from the items: [B, C, H, W] -> [B, C, H, W]."""
         b, c, h, w = z.shape
-        q = self._queries(z)
+        q = self.queries(z)
         out = self.weights(q) @ self.items
         return out.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
     @torch.no_grad()
     def update(self, z: Tensor) -> None:
         """Write the queries of ``z`` [B, C, H, W] (or [Q, C]) into the pool (top-k per query)."""
-        q = z.detach() if z.dim() == 2 else self._queries(z.detach())
+        q = z.detach() if z.dim() == 2 else self.queries(z.detach())
         cos = F.normalize(self.items, dim=1) @ F.normalize(q, dim=1).t()  # [N, Q]
         keep = torch.zeros_like(cos, dtype=torch.bool)
         keep.scatter_(0, cos.topk(self.top_k, dim=0).indices, True)
@@ -137,7 +137,7 @@ class MemoryPool(nn.Module):
         ``mean(max(||q - m_b||^2 - ||q - m_n||^2 + margin, 0))`` with b, n the first and second
         nearest items of the L2-normalised query q.
         """
-        q = F.normalize(self._queries(z), dim=1)
+        q = F.normalize(self.queries(z), dim=1)
         d = (2.0 - 2.0 * q @ F.normalize(self.items, dim=1).t()).clamp_min(0.0)  # unit vectors
         two = d.topk(2, dim=1, largest=False).values
         return F.relu(two[:, 0] - two[:, 1] + margin).mean()
