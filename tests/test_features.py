@@ -217,7 +217,7 @@ def test_concat_features_columns_reset_and_params(blank):
     params = ConcatFeatures([GeometryFeatures(), RoIAlignFeatures(layer=6)]).get_params()
     assert params["producers"][1] == {"kind": "features", "class": "RoIAlignFeatures",
                                       "params": {"weights": None, "layer": 6, "output_size": 7,
-                                                 "pool": "avg", "input_size": None, "device": "cpu",
+                                                 "pool": "avg", "input_size": 240, "device": "cpu",
                                                  "seed": 0}}
     json.dumps(params)
     with pytest.raises(FeatureError, match="at least one"):
