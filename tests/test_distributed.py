@@ -1,15 +1,13 @@
 """Data-parallel DGI training with torch.distributed (gloo, 2 CPU processes under torchrun)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from stgraph.distributed import Distributed, init_from_env
+from _torchrun import torchrun_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,17 +24,7 @@ def test_not_under_torchrun(monkeypatch):
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     """Run tests/_ddp_worker.py in 2 processes with torchrun; the results of rank 0 and 1."""
-    out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"),
-                                          os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
-               str(ROOT / "tests" / "_ddp_worker.py"), str(out)]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return torchrun_results("_ddp_worker.py", tmp_path_factory.mktemp("ddp"))
 
 
 @pytest.mark.slow

@@ -2,9 +2,6 @@
 (gloo, 2 CPU processes under torchrun; tests/_ddp_ae_worker.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,7 @@ import torch
 
 from stgraph.models.dissociation import DissociationAE
 from stgraph.models.stm_ae import STMAE
+from _torchrun import torchrun_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,17 +21,7 @@ def test_the_pixel_autoencoders_train_data_parallel():
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     """Run tests/_ddp_ae_worker.py in 2 processes with torchrun; the results of rank 0 and 1."""
-    out = tmp_path_factory.mktemp("ddp_ae")
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"),
-                                          os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
-               str(ROOT / "tests" / "_ddp_ae_worker.py"), str(out)]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return torchrun_results("_ddp_ae_worker.py", tmp_path_factory.mktemp("ddp_ae"))
 
 
 @pytest.mark.slow
