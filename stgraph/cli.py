@@ -479,6 +479,39 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from stgraph.scores import fuse
+
+    out = check_output_file(args.out, "--out")
+    models = args.model or []
+    if args.scale == "train" and len(models) != len(args.scores):
+        raise ValueError(f"--scale train puts each method on its training scale: give one --model "
+                         f"per --scores, in the same order ({len(args.scores)} --scores, "
+                         f"{len(models)} --model)")
+    if args.weights is not None and len(args.weights) != len(args.scores):
+        raise ValueError(f"--weights needs one weight per --scores: {len(args.weights)} for "
+                         f"{len(args.scores)}")
+    tables = [_read_table(path) for path in args.scores]
+    quantiles = [_saved_model(m).train_scores_ for m in models] if args.scale == "train" else None
+    fused = fuse(tables, weights=args.weights, scale=args.scale, train_scores=quantiles)
+    fused.to_json(out) if str(out).endswith(".json") else fused.to_csv(out)
+    n_frames = sum(len(f) for f in fused.video_frames.values())
+    print(f"fused {len(tables)} score tables ({args.scale} scale): {len(fused.videos)} video(s), "
+          f"{n_frames} frames -> {out}")
+    return 0
+
+
+def _saved_model(directory: str):
+    """The fitted model inside a folder written by `stgraph fit` (or a bare model folder)."""
+    from stgraph.models.base import load_model
+    from stgraph.pipeline import _MODEL_DIR
+
+    path = Path(directory)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--model folder not found: {directory}")
+    return load_model(path / _MODEL_DIR if (path / _MODEL_DIR).is_dir() else path)
+
+
 def _read_table(path: str):
     from stgraph.scores import ScoreTable
 
@@ -793,6 +826,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames-out", help="also write one row per frame: video,frame,score (CSV)")
     _add_engine_args(s)
     s.set_defaults(func=cmd_score)
+
+    u = command("fuse", "fuse the frame scores of several methods (score files of the same "
+                "videos) into one table, each method put on its training scale")
+    u.add_argument("--scores", action="append", required=True, metavar="FILE",
+                   help="a ScoreTable (.csv or .json) written by `stgraph score` (repeat per method)")
+    u.add_argument("--model", action="append", metavar="DIR",
+                   help="the model folder each --scores came from, in the same order (its "
+                   "training-score quantiles set the scale; needed for --scale train)")
+    u.add_argument("--weights", type=float, nargs="+",
+                   help="one weight per method (default: equal)")
+    u.add_argument("--scale", choices=["train", "video"], default="train",
+                   help="train: (s - q50) / (q99 - q50) of each method's training scores, as live "
+                   "fusion does; video: per-video min-max (offline)")
+    u.add_argument("--out", default="fused.csv", help="fused frame rows, .csv or .json")
+    u.set_defaults(func=cmd_fuse)
 
     x = command("extract", "detect objects and compute node features of videos into the cache "
                 "only (what fit/score with the same settings then read)")

@@ -161,3 +161,35 @@ def test_make_features_joins_groups_and_rejects_unknown_ones():
     for bad in ("colour", "geometry+geometry", "geometry+"):
         with pytest.raises(ValueError, match="join groups of geometry, class, roi"):
             make_features(bad)
+
+
+def test_fuse_an_object_and_a_frame_level_method_on_their_training_scales(
+        dataset, model_dir, scores_csv, tmp_path: Path, capsys):
+    from stgraph.models.base import load_model
+    from stgraph.scores import fuse
+
+    fd_dir, fd_csv = tmp_path / "fd", tmp_path / "fd.csv"
+    assert main(["--quiet", "fit", "--train", str(dataset), "--method", "frame_difference",
+                 "--detector", "none", "--out", str(fd_dir)]) == 0
+    assert main(["--quiet", "score", "--model", str(fd_dir), "--video", str(dataset),
+                 "--out", str(fd_csv)]) == 0
+    out = tmp_path / "fused.csv"
+    assert main(["fuse", "--scores", str(scores_csv), "--model", str(model_dir),
+                 "--scores", str(fd_csv), "--model", str(fd_dir), "--out", str(out)]) == 0
+    fused = ScoreTable.read_csv(out)
+    tables = [ScoreTable.read_csv(scores_csv), ScoreTable.read_csv(fd_csv)]
+    expected = fuse(tables, train_scores=[load_model(model_dir / "model").train_scores_,
+                                          load_model(fd_dir / "model").train_scores_])
+    assert fused.videos == expected.videos == tables[0].videos
+    for video in fused.videos:
+        np.testing.assert_allclose(fused.frame_scores()[video].scores,
+                                   expected.frame_scores()[video].scores, rtol=1e-5)
+    # every frame of every video has a fused score
+    labels = np.load(dataset / "ground_truth" / "frame_labels.npz")
+    assert {v: len(s.scores) for v, s in fused.frame_scores().items()} == {
+        v: len(labels[v]) for v in fused.videos}
+    capsys.readouterr()
+    assert main(["fuse", "--scores", str(scores_csv), "--scores", str(fd_csv),
+                 "--model", str(model_dir), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "one --model per --scores" in one_line_error(capsys)
+    assert not (tmp_path / "x.csv").exists()
