@@ -7,7 +7,8 @@
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
     stgraph extract --video PATH_OR_DIR --detector yolox --weights PATH [--cache DIR]  (cache only)
     fit, score, extract: [--engine local|ray [--address ADDR] [--num-cpus N]]  (one Ray task/video)
-    torchrun --nproc-per-node 2 -m stgraph.cli fit ...   (data-parallel training, anograph)
+    torchrun --nproc-per-node 2 -m stgraph.cli fit ...   (data-parallel: anograph, stm_ae, dissociation)
+    stgraph fuse  --scores a.csv --model a/ --scores b.csv --model b/ --out fused.csv
     stgraph eval  --scores scores.csv --labels frame_labels.npz [--out metrics.json]
                   [--masks pixel_masks/] [--report DIR [--video-root testing/frames]
                   [--html [--model model/]]]
