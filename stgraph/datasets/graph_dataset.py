@@ -85,7 +85,36 @@ def _video_identity(item: VideoItem) -> dict:
     return {"name": item.name, "video": fingerprint(item.path), "labels": labels}
 
 
-class ObjectGraphDataset(InMemoryDataset):
+class KeyedGraphDataset(InMemoryDataset):
+    """PyG storage shared by the cached graph datasets: ``root/processed/<key>/graphs.pt`` plus a
+    ``settings.json`` that describes it; ``key`` (set by the subclass before
+    ``super().__init__``) digests every setting and video, so a change of either builds anew."""
+
+    key: str
+
+    @property
+    def raw_file_names(self) -> list[str]:
+        return []  # videos live where the user keeps them; nothing to download
+
+    @property
+    def processed_dir(self) -> str:
+        return str(Path(self.root) / "processed" / self.key)
+
+    @property
+    def processed_file_names(self) -> list[str]:
+        return ["graphs.pt"]
+
+    def _store(self, graphs: list[Data], description: dict) -> None:
+        """Apply ``pre_transform``, then write the graphs and ``settings.json`` atomically."""
+        if self.pre_transform is not None:
+            graphs = [self.pre_transform(g) for g in graphs]
+        with atomic_path(self.processed_paths[0]) as tmp:
+            self.save(graphs, str(tmp))
+        atomic_write_text(Path(self.processed_dir) / "settings.json",
+                          json.dumps({**description, "graphs": len(graphs)}, indent=1, default=str))
+
+
+class ObjectGraphDataset(KeyedGraphDataset):
     """Object spatio-temporal graphs of a set of videos, computed once and cached (see the module doc).
 
     Args:
@@ -144,19 +173,6 @@ class ObjectGraphDataset(InMemoryDataset):
                            "free space); building the graphs anew", len(older), processed,
                            GRAPH_DATASET_FORMAT, ", ".join(sorted(older)[:3]))
 
-    # ------------------------------------------------------------------ PyG storage layout
-    @property
-    def raw_file_names(self) -> list[str]:
-        return []  # videos live where the user keeps them; nothing to download
-
-    @property
-    def processed_dir(self) -> str:
-        return str(Path(self.root) / "processed" / self.key)
-
-    @property
-    def processed_file_names(self) -> list[str]:
-        return ["graphs.pt"]
-
     @property
     def detection_cache_dir(self) -> Path:
         """Folder of the cached per-video detections + features."""
@@ -171,12 +187,7 @@ class ObjectGraphDataset(InMemoryDataset):
             detections = pipe.extract(item)
             for chunk in self._windows(detections):
                 graphs.append(self._graph(item, chunk))
-        if self.pre_transform is not None:
-            graphs = [self.pre_transform(g) for g in graphs]
-        with atomic_path(self.processed_paths[0]) as tmp:
-            self.save(graphs, str(tmp))
-        description = {**self.settings, "videos": [_video_identity(v) for v in self.items], "graphs": len(graphs)}
-        atomic_write_text(Path(self.processed_dir) / "settings.json", json.dumps(description, indent=1, default=str))
+        self._store(graphs, {**self.settings, "videos": [_video_identity(v) for v in self.items]})
 
     def _windows(self, detections: list[Detections]) -> list[list[Detections]]:
         size = self.window or len(detections)

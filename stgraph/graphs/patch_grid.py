@@ -26,7 +26,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,8 +33,9 @@ import numpy as np
 import torch
 
 import stgraph._pyg  # noqa: F401  (imports torch_geometric without torch's jit.script notice)
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
+from stgraph.datasets.graph_dataset import KeyedGraphDataset
 from stgraph.features.snippets import SnippetFeatures
 
 __all__ = ["grid_edge_index", "PatchGridBuilder", "PatchGraphDataset"]
@@ -104,7 +104,7 @@ class PatchGridBuilder:
         return graphs
 
 
-class PatchGraphDataset(InMemoryDataset):
+class PatchGraphDataset(KeyedGraphDataset):
     """Patch-grid graphs of a set of videos, computed once and cached (see the module doc).
 
     Args:
@@ -146,21 +146,7 @@ class PatchGraphDataset(InMemoryDataset):
         super().__init__(str(root), transform, pre_transform, log=False, force_reload=force_reload)
         self.load(self.processed_paths[0])
 
-    @property
-    def raw_file_names(self) -> list[str]:
-        return []
-
-    @property
-    def processed_dir(self) -> str:
-        return str(Path(self.root) / "processed" / self.key)
-
-    @property
-    def processed_file_names(self) -> list[str]:
-        return ["graphs.pt"]
-
     def process(self) -> None:
-        from stgraph.fileio import atomic_path, atomic_write_text
-
         graphs = []
         for k, (video, name) in enumerate(zip(self.videos, self.names)):
             source = video.source() if hasattr(video, "source") else video
@@ -170,10 +156,4 @@ class PatchGraphDataset(InMemoryDataset):
                 graph.video = name
                 graph.video_label = torch.tensor([label])
                 graphs.append(graph)
-        if self.pre_transform is not None:
-            graphs = [self.pre_transform(g) for g in graphs]
-        with atomic_path(self.processed_paths[0]) as tmp:
-            self.save(graphs, str(tmp))
-        atomic_write_text(Path(self.processed_dir) / "settings.json",
-                          json.dumps({**self.settings, "videos": self.names,
-                                      "graphs": len(graphs)}, indent=1, default=str))
+        self._store(graphs, {**self.settings, "videos": self.names})
