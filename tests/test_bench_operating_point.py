@@ -1,21 +1,14 @@
 """benchmarks/operating_point.py: false alarms per minute and anomalous events caught."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from stgraph.scores import ScoreTable
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "operating_point.py"
+from _bench import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_operating_point", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("operating_point")
 
 
 def test_runs_of_anomalous_frames(bench):

@@ -1,21 +1,14 @@
 """benchmarks/scale.py --growth helpers: synthetic detections and the log-log slope."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from stgraph.graphs import ObjectGraphBuilder
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
+from _bench import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def scale():
-    spec = importlib.util.spec_from_file_location("bench_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("scale")
 
 
 def test_random_detections_shapes_and_graph(scale):
