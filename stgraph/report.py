@@ -209,6 +209,9 @@ def _example_image(example: Example, image: np.ndarray, table: ScoreTable,
     crop = cv2.resize(image[top:bottom, left:right], None, fx=factor, fy=factor,
                       interpolation=cv2.INTER_NEAREST)
     offset = np.array([left, top, left, top], np.float64)
+    inside = ((boxes[:, 2] > left) & (boxes[:, 0] < right) & (boxes[:, 3] > top)
+              & (boxes[:, 1] < bottom))  # boxes out of the crop would leave stray labels
+    boxes, scores = boxes[inside], scores[inside]
     drawn = draw_boxes(crop, (boxes - offset) * factor, scores,
                        labels=[f"{s:.3g}" for s in scores], vmin=score_range[0],
                        vmax=score_range[1])
