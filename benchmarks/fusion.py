@@ -92,7 +92,7 @@ def make_pipeline(method: str, weights: Path, cache: Path, seed: int) -> Pipelin
 
 
 def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
-                videos: int | None, methods: Sequence[str]) -> dict:
+                videos: int | None, methods: Sequence[str], dump: Path | None = None) -> dict:
     ped2_autoencoders.SHARED = data  # its videos_of reads Avenue from SHARED
     train, test, labels, _ = ped2_autoencoders.videos_of(name, data / "ucsd_ped2")
     if videos:
@@ -126,6 +126,12 @@ def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
         if all(m in tables for m in members):
             tables[pair] = fuse([tables[m] for m in members],
                                 train_scores=[train_scores[m] for m in members])
+    if dump is not None:  # per-method score tables and training scores, for offline analysis
+        (dump / name).mkdir(parents=True, exist_ok=True)
+        for key, table in tables.items():
+            table.to_csv(dump / name / f"{key}.csv")
+        for key, q in train_scores.items():
+            np.save(dump / name / f"{key}_train_scores.npy", np.asarray(q.values))
     results = {k: metrics(t, labels) for k, t in tables.items()}
     results["train_scale"] = {m: {"median": float(q.quantile(0.5)),
                                   "q99": float(q.quantile(0.99))}
@@ -146,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=None,
                    help="only the first N training and N testing videos (smoke runs)")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--dump", type=Path, default=None,
+                   help="also write every score table (CSV) and training scores here")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(1)
@@ -165,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "datasets": {}}
     for name in args.datasets:
         report["datasets"][name] = run_dataset(name, args.data, weights, args.cache, args.seed,
-                                               args.videos, args.methods)
+                                               args.videos, args.methods, args.dump)
     report["machine"] = {"cpu": platform.processor() or platform.machine(),
                          "threads": torch.get_num_threads(), "note": "2-core CPU, 1 core pinned"}
     report["wall_s"] = time.perf_counter() - start

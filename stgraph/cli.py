@@ -251,9 +251,15 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def make_model(method: str, params: dict[str, Any]) -> Any:
-    """An unfitted estimator of a registered method, with ``params`` on top of its defaults."""
+    """An unfitted estimator of a registered method, with ``params`` on top of its defaults.
+
+    ``A+B`` (e.g. ``anograph+stm_ae``) is the late fusion of methods A and B
+    (:class:`stgraph.models.late_fusion.LateFusion`); ``params`` are then LateFusion's."""
     from stgraph.registry import lookup, names
 
+    if "+" in method:
+        params = {"members": tuple(method.split("+")), **params}
+        method = "late_fusion"
     try:
         cls = lookup("model", method)
     except ValueError:
@@ -281,7 +287,7 @@ def _features_from(args: argparse.Namespace, model: Any) -> Any:
         from stgraph.features.snippets import SnippetExtractor
 
         return SnippetExtractor(weights=args.backbone)
-    if getattr(model, "consumes", "detections") != "detections":
+    if getattr(model, "consumes", "detections") not in ("detections", "frames+detections"):
         if args.features is not None:
             raise ValueError(f"--features is for object-level methods; {type(model).__name__} "
                              "scores frames")
@@ -791,8 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     f = command("fit", "train a method on normal videos (or weakly labelled ones)")
     f.add_argument("--train", required=True,
                    help="dataset root (its training split), folder of videos, or a video")
-    f.add_argument("--method", default="anograph", choices=names("model"),
-                   help="the method to train")
+    f.add_argument("--method", default="anograph", metavar="METHOD",
+                   help=f"the method to train: one of {', '.join(names('model'))}, or the late "
+                   "fusion of several, e.g. anograph+stm_ae (default: %(default)s)")
     f.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a method parameter (repeatable; JSON values, e.g. epochs=8)")
     f.add_argument("--labels", help="video-level labels for weakly supervised methods: CSV "

@@ -173,10 +173,16 @@ class Engine:
                      frames: int | None = None) -> list[Any]:
         """What ``pipe.model`` consumes for each video (``Pipeline.model_input``). Detections are
         extracted by the engine; frame sources and snippet features are prepared here."""
-        if pipe.consumes != "detections":
+        if pipe.consumes not in ("detections", "frames+detections"):
             return [pipe.model_input(v, start, frames) for v in videos]
-        return self.map(_extract_task, list(videos), pack_pipeline(pipe, False), start, frames,
-                        desc="extract")
+        detections = self.map(_extract_task, list(videos), pack_pipeline(pipe, False), start,
+                              frames, desc="extract")
+        if pipe.consumes == "detections":
+            return detections
+        from stgraph.models.late_fusion import FramesAndDetections
+
+        return [FramesAndDetections(pipe.source(v, start, frames), d)
+                for v, d in zip(videos, detections)]
 
     def score(self, pipe: Any, videos: Sequence[Any], start: int = 0,
               frames: int | None = None) -> Any:

@@ -10,6 +10,8 @@ model consumes        the pipeline runs
                       detector is optional: its boxes become object rows
                       (``model.score(..., detections=...)``) (FrameDifference, STRL, ...)
 "snippets"            a snippet extractor (``features=``) -> ``SnippetFeatures`` per video (SSRL)
+"frames+detections"   both: the frame source and detector -> node features, as a
+                      ``FramesAndDetections`` pair (LateFusion of Ano-Graph and STM-AE)
 ====================  ====================================================================
 
 ::
@@ -205,6 +207,8 @@ class Pipeline:
     def check_components(self) -> None:
         """Raise ValueError when the parts do not fit the model's input (names what is missing)."""
         kind = self.consumes
+        if kind == "frames+detections":
+            kind = "detections"  # what the object-level half needs; the frames come anyway
         if kind == "detections" and (self.detector is None or self.features is None):
             missing = [n for n, v in (("detector", self.detector), ("features", self.features))
                        if v is None]
@@ -306,6 +310,10 @@ class Pipeline:
         source = self.source(video, start, frames)
         if kind == "frames":
             return source
+        if kind == "frames+detections":
+            from stgraph.models.late_fusion import FramesAndDetections
+
+            return FramesAndDetections(source, self.extract(video, start, frames))
         return self.features.extract_video(source, cache_dir=self.cache_dir)
 
     # ------------------------------------------------------------------ fit / score

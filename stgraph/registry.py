@@ -72,6 +72,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "dissociation": "stgraph.models.dissociation:DissociationAE",
         "strl": "stgraph.models.strl:STRL",
         "evidence": "stgraph.models.evidence:EvidenceFusion",
+        "late_fusion": "stgraph.models.late_fusion:LateFusion",
     },
 }
 

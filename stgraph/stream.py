@@ -412,7 +412,7 @@ def stream_pipeline(pipeline: Any, video: Any, *, radius: int | None = None,
     if explain_top_k:
         options["explain_top_k"] = explain_top_k
     scorer = pipeline.model.stream_scorer(fps=known_fps(source), **options)  # as Pipeline.score
-    keep_images = keep_images or pipeline.model.consumes == "frames"
+    keep_images = keep_images or pipeline.model.consumes != "detections"
     yield from scorer.run(analysed_stream(pipeline, source, keep_images, prefetch))
 
 

@@ -285,7 +285,7 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
         return True
 
     frames = paced(frame_source) if realtime else frame_source
-    keep = bool(out or show) or model.consumes == "frames"
+    keep = bool(out or show) or model.consumes != "detections"
     stream = analysed_stream(pipe, _limited(frames, max_frames), keep_images=keep,
                              prefetch=prefetch)
     log(f"stgraph watch: {name} (threshold {limit:.4f}, latency {scorer.latency_frames} frames); "

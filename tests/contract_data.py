@@ -7,6 +7,9 @@
 - ``"frames"``: uint8 BGR videos ``[12, 32, 32, 3]``, a textured square moving right on a
   textured background (a faster square in the test video);
 - ``"snippets"``: :class:`stgraph.features.snippets.SnippetFeatures` of 4 snippets on two grids.
+- ``"frames+detections"``: the ``"frames"`` videos paired with a box on the square in each
+  frame (4-d features: its position and the frame's mean intensity; the test video has one
+  frame without the box).
 
 Labels ``y`` are given for every kind (all zero for normal-only training; weak methods get
 one abnormal video), so the battery can call ``fit(X, y)`` uniformly.
@@ -50,6 +53,24 @@ def _frame_video(rng: np.random.Generator, speed: int = 1, n_frames: int = 12) -
     return video
 
 
+def _square_detections(video: np.ndarray, speed: int = 1,
+                       empty_frame: int | None = None) -> list[Detections]:
+    """A box on the moving square of :func:`_frame_video` in each frame, with 4-d features."""
+    h, w = video.shape[1:3]
+    frames = []
+    for t in range(video.shape[0]):
+        if t == empty_frame:
+            frames.append(Detections.empty(t, (h, w), ("person",), 4))
+            continue
+        x = (2 + speed * t) % (w - 8)
+        box = np.array([[x, 12, x + 8, 20]], np.float32)
+        features = np.array([[x / w, 12 / h, speed / 4, video[t].mean() / 255]], np.float32)
+        frames.append(Detections(box, np.full(1, 0.9, np.float32), np.zeros(1, np.int64),
+                                 frame_index=t, image_size=(h, w), class_names=("person",),
+                                 features=features))
+    return frames
+
+
 def _snippet_video(rng: np.random.Generator, abnormal: bool = False):
     from stgraph.features.snippets import SnippetFeatures
 
@@ -79,6 +100,12 @@ def contract_inputs(kind: str, seed: int = 0):
         test = _frame_video(rng, speed=3)
         test.setflags(write=False)
         return train, np.zeros(3, np.int64), test
+    if kind == "frames+detections":
+        from stgraph.models.late_fusion import FramesAndDetections
+
+        frames, y, test = contract_inputs("frames", seed)
+        train = [FramesAndDetections(v, _square_detections(v)) for v in frames]
+        return train, y, FramesAndDetections(test, _square_detections(test, 3, empty_frame=4))
     if kind == "snippets":
         train = [_snippet_video(rng, abnormal=k % 2 == 1) for k in range(4)]
         return train, np.array([0, 1, 0, 1]), _snippet_video(rng, abnormal=True)

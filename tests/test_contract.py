@@ -156,6 +156,9 @@ def _analysed(model: BaseEstimator, video) -> list[AnalysedFrame]:
 
     if model.consumes == "detections":
         return [AnalysedFrame(d, d.frame_index / 10.0) for d in video]
+    if model.consumes == "frames+detections":
+        return [AnalysedFrame(d, t / 10.0, image)
+                for t, (image, d) in enumerate(zip(video.frames, video.detections))]
     return [AnalysedFrame(Detections.empty(t, image.shape[:2]), t / 10.0, image)
             for t, image in enumerate(video)]
 

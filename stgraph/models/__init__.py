@@ -10,6 +10,8 @@ training functions and an estimator that follows one contract (:mod:`stgraph.mod
     STRL              STAE + object-scene relation learning (:mod:`stgraph.models.strl`)
     SSRL, LinearMIL   weakly supervised patch-relation model and its linear MIL baseline
     EvidenceFusion    calibrated kNN/GMM/Mahalanobis scorers per feature group, summed
+    LateFusion        several methods (e.g. Ano-Graph + STM-AE), frame scores fused on the
+                      training scale (``stgraph fit --method anograph+stm_ae``)
 
 The estimators other than AnoGraph are imported on first use (``from stgraph.models import
 STRL`` works; ``import stgraph.models`` stays light).
@@ -27,7 +29,8 @@ from stgraph.nn.dgi import AnoGraphDGI
 _LAZY = {"FrameDifference": "stgraph.models.frame_difference", "STMAE": "stgraph.models.stm_ae",
          "DissociationAE": "stgraph.models.dissociation", "STRL": "stgraph.models.strl",
          "SSRL": "stgraph.models.ssrl", "LinearMIL": "stgraph.models.ssrl",
-         "EvidenceFusion": "stgraph.models.evidence"}
+         "EvidenceFusion": "stgraph.models.evidence",
+         "LateFusion": "stgraph.models.late_fusion"}
 
 __all__ = ["AnoGraph", "AnoGraphDGI", "train_dgi", "BaseEstimator", "BaseModel",
            "ModelFileError", "NotFittedError", "ScoreQuantiles", "load_model", *_LAZY]

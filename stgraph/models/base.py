@@ -23,6 +23,8 @@ What a model consumes is a class attribute, :attr:`BaseEstimator.consumes`. Per 
                 all three) — FrameDifference, STRL, STM-AE, dissociation
 "snippets"      :class:`stgraph.features.snippets.SnippetFeatures`: per patch grid, snippet
                 features ``[n_snippets, n_patches, D]``, plus each snippet's frame range — SSRL
+"frames+detec-  :class:`stgraph.models.late_fusion.FramesAndDetections`: the frames and their
+tions"          ``list[Detections]`` — LateFusion (an object-level and a frame-level method)
 ==============  ==========================================================================
 
 ``fit(X, y)`` takes a list of videos; ``y`` is ``None`` (normal videos only) or ``[n_videos]``
@@ -86,7 +88,7 @@ __all__ = [
 CONFIG_FILE = "config.json"
 STATE_FILE = "state_dict.pt"
 #: What an estimator can consume, per video (see the module docstring).
-CONSUMES = ("detections", "frames", "snippets")
+CONSUMES = ("detections", "frames", "snippets", "frames+detections")
 #: Quantile of the training scores that ``threshold_`` (the default alarm threshold) sits at.
 DEFAULT_ALARM_QUANTILE = 0.99
 

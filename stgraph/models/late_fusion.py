@@ -1,0 +1,324 @@
+"""``LateFusion``: several fitted methods as one estimator, their frame scores fused on the
+training scale (``consumes = "frames+detections"``).
+
+An object-level method (Ano-Graph) sees what the detector boxes; a frame-level autoencoder
+(STM-AE) sees every pixel, boxed or not. Their errors differ, so their sum is better than either
+(``benchmarks/fusion.py``). This estimator fits its members on the same training videos, each on
+what it consumes, and scores a video by :func:`stgraph.scores.fusion.fuse` with ``scale="train"``:
+
+    z_i = (s_i - q50_i) / (q99_i - q50_i)      (q: quantiles of member i's own training scores)
+    fused frame score = sum_i weights[i] * z_i  (default weights: equal, summing to 1)
+
+Nothing is tuned on labels, and the scale is fixed before a test video starts, so live scoring
+(:class:`FusionStreamScorer`) gives the batch scores exactly. A frame a member did not score (no
+object detected, no history yet) counts as ``z = 0`` for it.
+
+One video is a :class:`FramesAndDetections`: the frames (path, frame folder, ``FrameSource`` or
+uint8 ``[T, H, W, 3]`` BGR) and the detector's ``list[Detections]`` of the same frames, with node
+features. :class:`~stgraph.pipeline.Pipeline` builds it from a detector and a feature producer::
+
+    pipe = Pipeline(YoloxOnnxDetector("yolox_nano.onnx"), ConcatFeatures([...]),
+                    LateFusion(members=("anograph", "stm_ae")))
+    pipe.fit(train_videos).score("test/01")   # fused frame rows + Ano-Graph's object rows
+                                              # + STM-AE's pixel maps
+
+or, from the command line, ``stgraph fit --method anograph+stm_ae ...``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from torch import Tensor
+
+from detectors.base import Detections
+from stgraph.models.base import BaseEstimator, ModelFileError, ScoreQuantiles, check_seed
+from stgraph.registry import RegistryError, lookup
+from stgraph.scores import ScoreTable
+from stgraph.scores.fusion import FrameFuser, _check_weights, fuse
+
+__all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer"]
+
+#: What a member may consume (the two halves of one ``FramesAndDetections`` video).
+MEMBER_KINDS = ("detections", "frames")
+
+
+class FramesAndDetections(NamedTuple):
+    """One video for :class:`LateFusion`: its frames and the detections of those frames.
+
+    Attributes:
+        frames: a path (video file or frame folder), a ``FrameSource`` or uint8 [T, H, W, 3] BGR.
+        detections: ``list[Detections]`` in time order, one per frame, each with ``features``
+            [N_t, D] (frames without objects may have ``[0, D]`` or none).
+    """
+
+    frames: Any
+    detections: Sequence[Detections]
+
+
+def _as_video(video: Any, where: str) -> FramesAndDetections:
+    if isinstance(video, tuple) and len(video) == 2 and isinstance(video[1], (list, tuple)):
+        return FramesAndDetections(*video)
+    raise ValueError(f"{where} must be FramesAndDetections(frames, detections) (a pair of the "
+                     f"frames and their list[Detections]), got {type(video).__name__}; "
+                     "stgraph.pipeline.Pipeline builds it from a detector and features")
+
+
+class LateFusion(BaseEstimator):
+    """Late fusion of registered methods (module docstring).
+
+    Args:
+        members: registered method names (``stgraph.registry``, kind ``"model"``), each
+            consuming ``"detections"`` or ``"frames"``; at least two. Default: Ano-Graph and
+            STM-AE, the best pair measured in ``benchmarks/fusion.py``.
+        member_params: ``{name: {parameter: value}}`` on top of each member's defaults.
+        weights: float [n_members] >= 0 (None: equal, summing to 1).
+        seed: seed of every member that takes one.
+        progress: show the members' training progress bars.
+
+    Attributes (after ``fit``):
+        members_: the fitted member estimators, in ``members`` order.
+        train_scores_: quantiles of the fused frame scores of the training videos (each member
+            scores them after its own fit).
+    """
+
+    consumes: ClassVar[str] = "frames+detections"
+    fitted_attributes = ("members_", "train_scores_")
+
+    def __init__(self, members: tuple[str, ...] = ("anograph", "stm_ae"),
+                 member_params: dict[str, dict[str, Any]] | None = None,
+                 weights: tuple[float, ...] | None = None, seed: int = 0,
+                 progress: bool = True) -> None:
+        self.members = members
+        self.member_params = member_params
+        self.weights = weights
+        self.seed = seed
+        self.progress = progress
+
+    @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        return {"member_params": {name: lookup("model", name).contract_params()
+                                  for name in ("anograph", "stm_ae")},
+                "progress": False}
+
+    # ------------------------------------------------------------------ members
+    def _member_classes(self) -> list[type]:
+        names = list(self.members) if isinstance(self.members, (list, tuple)) else None
+        if not names or len(names) < 2 or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"members must name at least two registered methods, e.g. "
+                             f"('anograph', 'stm_ae'); got {self.members!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"members must be distinct, got {names}")
+        classes = []
+        for name in names:
+            try:
+                cls = lookup("model", name)
+            except RegistryError as exc:
+                raise ValueError(f"members: {exc}") from None
+            if cls.consumes not in MEMBER_KINDS:
+                raise ValueError(f"member {name!r} consumes {cls.consumes}; LateFusion fuses "
+                                 f"methods that consume {' or '.join(MEMBER_KINDS)}")
+            classes.append(cls)
+        return classes
+
+    def _new_members(self) -> list[BaseEstimator]:
+        """Unfitted members with their defaults, ``member_params``, ``seed`` and ``progress``."""
+        classes = self._member_classes()
+        overrides = dict(self.member_params or {})
+        unknown = sorted(set(overrides) - set(self.members))
+        if unknown:
+            raise ValueError(f"member_params names {unknown}, which are not members "
+                             f"{list(self.members)}")
+        seed = check_seed(self.seed)
+        built = []
+        for name, cls in zip(self.members, classes):
+            defaults = cls.defaults()
+            params = {k: v for k, v in (("seed", seed), ("progress", self.progress))
+                      if k in defaults}
+            params.update(overrides.get(name) or {})
+            bad = sorted(set(params) - set(defaults))
+            if bad:
+                raise ValueError(f"member {name!r} has no parameter(s) {bad}; its parameters "
+                                 f"are {list(defaults)}")
+            built.append(cls(**params))
+        return built
+
+    @staticmethod
+    def _member_input(member: BaseEstimator, video: FramesAndDetections) -> Any:
+        return video.detections if member.consumes == "detections" else video.frames
+
+    def _scales(self) -> list[ScoreQuantiles]:
+        return [m.train_scores_ for m in self.members_]
+
+    # ------------------------------------------------------------------ fit / score
+    def fit(self, X: Sequence[Any], y: Any = None) -> "LateFusion":
+        """Fit every member on the training videos (``FramesAndDetections`` each); returns self."""
+        videos = [_as_video(v, f"training video {i}") for i, v in enumerate(X)]
+        if not videos:
+            raise ValueError("LateFusion.fit needs at least one training video")
+        _check_weights(self.weights, len(self._member_classes()))
+        members = self._new_members()
+        for member in members:
+            member.fit([self._member_input(member, v) for v in videos])
+        fused = [self._fused_frame_scores(members, v, f"train{i}", None)
+                 for i, v in enumerate(videos)]
+        train_scores = ScoreQuantiles.from_scores(np.concatenate(fused))
+        self.members_, self.train_scores_ = members, train_scores
+        return self
+
+    def _member_tables(self, members: Sequence[BaseEstimator], video: FramesAndDetections,
+                       name: str, fps: float | None) -> list[ScoreTable]:
+        return [m.score(self._member_input(m, video), video=name, fps=fps) for m in members]
+
+    def _fused_frame_scores(self, members: Sequence[BaseEstimator], video: FramesAndDetections,
+                            name: str, fps: float | None) -> np.ndarray:
+        tables = self._member_tables(members, video, name, fps)
+        fused = fuse(tables, self.weights, train_scores=[m.train_scores_ for m in members])
+        return fused.frame_scores()[name].scores
+
+    def score(self, X: Any, video: str = "video", *, fps: float | None = None) -> ScoreTable:
+        """One video's table: fused frame rows (with the first frame-level member's pixel maps)
+        plus the object rows of the object-level members."""
+        self.check_is_fitted("score")
+        item = _as_video(X, "the video")
+        tables = self._member_tables(self.members_, item, video, fps)
+        fused = fuse(tables, self.weights, train_scores=self._scales())
+        maps = next((t.pixel_maps[video] for t in tables if video in t.pixel_maps), None)
+        hw = tuple(item.detections[0].image_size) if len(item.detections) else None
+        frames = fused.video_frames[video]
+        rows = ScoreTable.from_frames(video, frames, fused.frame_scores()[video].scores,
+                                      video_frames=frames, pixel_maps=maps, image_hw=hw)
+        objects = [t.select(kind="object") for m, t in zip(self.members_, tables)
+                   if m.consumes == "detections" and "object" in t.kinds]
+        return ScoreTable.concat([rows, *objects])
+
+    def stream_scorer(self, fps: float | None = None, radius: int | None = None,
+                      explain_top_k: int = 0) -> "FusionStreamScorer":
+        """A :class:`FusionStreamScorer` (its latency is the slowest member's)."""
+        self.check_is_fitted("stream")
+        return FusionStreamScorer(self, fps=fps, radius=radius, explain_top_k=explain_top_k)
+
+    # ------------------------------------------------------------------ persistence
+    def _fitted_config(self) -> dict[str, Any]:
+        return {"members": [{"class": name, "format_version": m.format_version,
+                             "params": m.get_params(), "fitted": m._fitted_config()}
+                            for name, m in zip(self.members, self.members_)],
+                "train_score_count": self.train_scores_.count}
+
+    def _fitted_state(self) -> dict[str, Tensor]:
+        import torch
+
+        state = {f"member{i}.{key}": value for i, m in enumerate(self.members_)
+                 for key, value in m._fitted_state().items()}
+        state["train_score_quantiles"] = torch.from_numpy(self.train_scores_.values)
+        return state
+
+    def _restore(self, fitted_config: Mapping[str, Any], state: Mapping[str, Tensor]) -> None:
+        saved = list(fitted_config["members"])
+        if [m.get("class") for m in saved] != list(self.members):
+            raise ModelFileError(f"the saved members {[m.get('class') for m in saved]} differ "
+                                 f"from the parameters' members {list(self.members)}")
+        members = []
+        for i, (cls, config) in enumerate(zip(self._member_classes(), saved)):
+            if config.get("format_version") != cls.format_version:
+                raise ModelFileError(f"member {config['class']!r} was saved in format "
+                                     f"{config.get('format_version')}; this stgraph reads "
+                                     f"format {cls.format_version}: fit the model again")
+            prefix = f"member{i}."
+            member = cls._from_params(config["params"])
+            member._restore(config["fitted"], {k[len(prefix):]: v for k, v in state.items()
+                                               if k.startswith(prefix)})
+            members.append(member)
+        quantiles = state["train_score_quantiles"].numpy().astype(np.float64)
+        self.members_ = members
+        self.train_scores_ = ScoreQuantiles(quantiles, int(fitted_config["train_score_count"]))
+
+
+class FusionStreamScorer:
+    """Live late fusion: every member's own stream scorer, their frame scores fused by a
+    :class:`~stgraph.scores.fusion.FrameFuser` as soon as every member has reported the frame.
+
+    Each result carries the object-level member's detections, object scores (and
+    explanations), the fused ``frame_score`` and the first frame-level member's pixel map.
+    Scores equal :meth:`LateFusion.score`'s. Latency: the largest member latency.
+    """
+
+    def __init__(self, model: LateFusion, fps: float | None = None, radius: int | None = None,
+                 explain_top_k: int = 0) -> None:
+        self.model = model
+        self.scorers = []
+        for member in model.members_:
+            options: dict[str, Any] = {}
+            if member.consumes == "detections":
+                options = {"radius": radius, "explain_top_k": explain_top_k}
+            self.scorers.append(member.stream_scorer(fps=fps, **options))
+        self.fuser = FrameFuser(model._scales(), model.weights)
+        self._parts: dict[int, list[Any]] = {}
+
+    @property
+    def latency_frames(self) -> int:
+        return max(int(s.latency_frames) for s in self.scorers)
+
+    def reset(self) -> None:
+        for scorer in self.scorers:
+            scorer.reset()
+        self.fuser.reset()
+        self._parts = {}
+
+    def push(self, frame: Any) -> list[Any]:
+        """Add the next ``AnalysedFrame`` (image and detections); returns the fused results that
+        became ready."""
+        from stgraph.stream import AnalysedFrame
+
+        if not isinstance(frame, AnalysedFrame) or frame.image is None:
+            raise TypeError("LateFusion scores images and detections: push AnalysedFrame with "
+                            "image and detections")
+        out: list[Any] = []
+        for i, (member, scorer) in enumerate(zip(self.model.members_, self.scorers)):
+            if member.consumes == "detections":
+                mine = frame
+            else:  # frame-level members see the image alone (no object rows of their own)
+                mine = AnalysedFrame(Detections.empty(frame.detections.frame_index,
+                                                      frame.image.shape[:2]),
+                                     frame.time_s, frame.image, frame.timings, frame.arrived)
+            for result in scorer.push(mine):
+                out += self._take(i, result)
+        return out
+
+    def flush(self) -> list[Any]:
+        """End of stream: the members' last results, fused."""
+        out: list[Any] = []
+        for i, scorer in enumerate(self.scorers):
+            for result in scorer.flush():
+                out += self._take(i, result)
+        out += [self._result(f, score) for f, score in self.fuser.flush()]
+        return out
+
+    def run(self, frames: Any):
+        for frame in frames:
+            yield from self.push(frame)
+        yield from self.flush()
+
+    def _take(self, member: int, result: Any) -> list[Any]:
+        self._parts.setdefault(result.frame_index, [None] * len(self.scorers))[member] = result
+        score = result.frame_score if math.isfinite(result.frame_score) else None
+        return [self._result(f, fused) for f, fused in
+                self.fuser.push(member, result.frame_index, score)]
+
+    def _result(self, frame: int, fused: float) -> Any:
+        from stgraph.stream import STAGES, FrameResult
+
+        parts = self._parts.pop(frame)
+        members = self.model.members_
+        main = next((p for m, p in zip(members, parts)
+                     if p is not None and m.consumes == "detections"), None)
+        main = main or next(p for p in parts if p is not None)
+        pixel_map = next((p.pixel_map for p in parts
+                          if p is not None and p.pixel_map is not None), None)
+        timings = {stage: max(p.timings.get(stage, 0.0) for p in parts if p is not None)
+                   for stage in STAGES}
+        timings["score"] = sum(p.timings.get("score", 0.0) for p in parts if p is not None)
+        return FrameResult(frame, main.time_s, main.detections, main.scores, float(fused),
+                           timings, main.image, main.explanations, pixel_map)
+

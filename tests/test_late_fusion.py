@@ -1,0 +1,140 @@
+"""LateFusion: members fitted on one set of videos, frame scores fused on the training scale,
+through the API, the pipeline (batch = stream) and ``stgraph fit --method anograph+stm_ae``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contract_data import contract_inputs
+from stgraph.cli import main
+from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
+from stgraph.models.late_fusion import FramesAndDetections, LateFusion
+from stgraph.registry import lookup
+from stgraph.scores import ScoreTable
+from stgraph.scores.fusion import TrainScale
+
+SIZE = (96, 128)
+TINY = {"anograph": {**lookup("model", "anograph").contract_params()},
+        "stm_ae": {**lookup("model", "stm_ae").contract_params()}}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    train, _, test = contract_inputs("frames+detections")
+    return LateFusion(member_params=TINY, progress=False).fit(train), test
+
+
+def test_fused_frame_score_is_the_weighted_sum_of_the_members_training_scaled_scores(fitted):
+    model, test = fitted
+    table = model.score(test, video="v")
+    anograph, stm_ae = model.members_
+    z_graph = TrainScale(anograph.train_scores_)(
+        anograph.score(test.detections, video="v").frame_scores(
+            empty=anograph.train_scores_.quantile(0.5))["v"].scores)
+    z_frames = TrainScale(stm_ae.train_scores_)(
+        stm_ae.score(test.frames, video="v").frame_scores(
+            empty=stm_ae.train_scores_.quantile(0.5))["v"].scores)
+    fused = table.frame_scores(kind="frame")["v"].scores
+    np.testing.assert_allclose(fused, 0.5 * z_graph + 0.5 * z_frames, rtol=1e-6, atol=1e-9)
+    # frame 4 has no object: Ano-Graph gives no evidence (z = 0) there
+    np.testing.assert_allclose(fused[4], 0.5 * z_frames[4], rtol=1e-6)
+    # the table keeps Ano-Graph's object rows (one per box) and STM-AE's pixel maps
+    objects = table.select(kind="object")
+    assert len(objects) == sum(len(d) for d in test.detections)
+    assert "v" in table.pixel_maps and len(table.pixel_maps["v"].frames) > 0
+    # frame rows score the frames (not the object rows)
+    np.testing.assert_allclose(table.frame_scores()["v"].scores, fused)
+
+
+def test_weights_select_and_scale_the_members(fitted):
+    model, test = fitted
+    only_graph = LateFusion(member_params=TINY, weights=(1.0, 0.0), progress=False)
+    only_graph.members_, only_graph.train_scores_ = model.members_, model.train_scores_
+    anograph = model.members_[0]
+    expected = TrainScale(anograph.train_scores_)(anograph.score(test.detections, video="v")
+                                                   .frame_scores(empty=anograph.train_scores_
+                                                                 .quantile(0.5))["v"].scores)
+    got = only_graph.score(test, video="v").frame_scores(kind="frame")["v"].scores
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_training_scores_are_the_fused_scores_of_the_training_videos(fitted):
+    model, _ = fitted
+    train, _, _ = contract_inputs("frames+detections")
+    fused = np.concatenate([model.score(v, video=f"t{i}").frame_scores(kind="frame")[f"t{i}"]
+                            .scores for i, v in enumerate(train)])
+    assert model.train_scores_.count == fused.size
+    np.testing.assert_allclose(model.train_scores_.quantile(0.5), np.median(fused), rtol=1e-6)
+    # equal weights of scores scaled so that each member's training median is 0: near 0
+    assert abs(np.median(fused)) < 1.0
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"members": ("anograph",)}, "at least two registered methods"),
+    ({"members": ("anograph", "anograph")}, "distinct"),
+    ({"members": ("anograph", "nope")}, "nope"),
+    ({"members": ("anograph", "ssrl")}, "consumes snippets"),
+    ({"member_params": {"strl": {}}}, "not members"),
+    ({"member_params": {"stm_ae": {"depth": 3}}}, "no parameter"),
+    ({"weights": (1.0,)}, "weights"),
+])
+def test_bad_parameters_are_named(params, message):
+    train, _, _ = contract_inputs("frames+detections")
+    with pytest.raises(ValueError, match=message):
+        LateFusion(progress=False, **params).fit(train)
+
+
+def test_inputs_must_pair_frames_with_detections(fitted):
+    model, test = fitted
+    with pytest.raises(ValueError, match="FramesAndDetections"):
+        model.score(test.frames, video="v")
+    with pytest.raises(ValueError, match="FramesAndDetections"):
+        LateFusion(progress=False).fit([test.detections])
+
+
+# ---------------------------------------------------------------------- CLI and pipeline
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dataset")
+    for video in make_normal_videos(2, seed=3, n_frames=20, n_people=3, size=SIZE):
+        video.write_video(root / "training" / "videos" / f"{video.name}.avi")
+    for video in make_test_videos(1, seed=3, n_frames=20, n_people=3, size=SIZE):
+        video.write_video(root / "testing" / "videos" / f"{video.name}.avi")
+    return root
+
+
+def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_path: Path):
+    from stgraph.pipeline import Pipeline
+
+    out, cache = tmp_path / "model", tmp_path / "cache"
+    assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+stm_ae",
+                 "--detector", "motion", "--features", "geometry", "--cache", str(cache),
+                 "--param", "member_params=" + json.dumps(TINY), "--out", str(out)]) == 0
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["class"] == "late_fusion"
+    assert config["params"]["members"] == ["anograph", "stm_ae"]
+    scores = tmp_path / "scores.csv"
+    assert main(["--quiet", "score", "--model", str(out), "--video", str(dataset),
+                 "--cache", str(cache), "--out", str(scores)]) == 0
+    table = ScoreTable.read_csv(scores)
+    assert set(table.kinds) == {"frame", "object"}
+    video = table.videos[0]
+    assert len(table.frame_scores(kind="frame")[video].scores) == 20
+
+    pipe = Pipeline.load(out, cache_dir=cache, progress=False)
+    test_video = sorted((dataset / "testing" / "videos").iterdir())[0]
+    batch = pipe.score(str(test_video), name=video)
+    np.testing.assert_allclose(batch.frame_scores()[video].scores,
+                               table.frame_scores()[video].scores, rtol=1e-5, atol=1e-6)
+    streamed = list(pipe.stream(str(test_video), prefetch=0))
+    assert [r.frame_index for r in streamed] == list(range(20))
+    np.testing.assert_allclose([r.frame_score for r in streamed],
+                               batch.frame_scores()[video].scores, rtol=1e-5, atol=1e-6)
+    assert any(r.pixel_map is not None for r in streamed)
+    for r in streamed:  # the object scores are Ano-Graph's
+        rows = batch.objects_in_frame(video, r.frame_index, kind="object")
+        np.testing.assert_allclose(r.scores, rows["score"] if len(rows) else np.zeros(0),
+                                   rtol=1e-5, atol=1e-6)
