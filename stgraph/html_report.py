@@ -169,6 +169,9 @@ def explain_frames(model_dir: str | Path, videos: Mapping[str, str | Path],
     pipe = Pipeline.load(model_dir, cache_dir=cache_dir, progress=False)
     model = pipe.model
     name = type(model).__name__
+    # a late fusion explains its objects by its object-graph member (whose object rows it keeps)
+    model = next((m for m in getattr(model, "members_", ()) if hasattr(m, "graph_builder")),
+                 model)
     if not (hasattr(model, "graph_builder") and hasattr(model, "score_embeddings")):
         return {}, f"{name} scores without an object graph: no per-object explanation"
     out: dict[str, dict] = {}

@@ -138,3 +138,8 @@ def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_
         rows = batch.objects_in_frame(video, r.frame_index, kind="object")
         np.testing.assert_allclose(r.scores, rows["score"] if len(rows) else np.zeros(0),
                                    rtol=1e-5, atol=1e-6)
+    # the HTML report explains the fusion's objects with its object-graph member
+    from stgraph.html_report import explain_frames
+
+    explanations, _ = explain_frames(out, {video: test_video}, {video: [10]}, cache_dir=cache)
+    assert explanations and all(key.startswith(f"{video}/10/") for key in explanations)
