@@ -258,6 +258,8 @@ def make_model(method: str, params: dict[str, Any]) -> Any:
     from stgraph.registry import lookup, names
 
     if "+" in method:
+        for member in method.split("+"):
+            make_model(member, {})  # an unknown member is named now, before any extraction
         params = {"members": tuple(method.split("+")), **params}
         method = "late_fusion"
     try:
@@ -367,6 +369,9 @@ def _model_builder(model_dir: str) -> Any:
     from stgraph.pipeline import Pipeline
 
     model = Pipeline.load(model_dir, progress=False).model
+    # a late fusion builds graphs for its object-graph member
+    model = next((m for m in getattr(model, "members_", ()) if hasattr(m, "graph_builder")),
+                 model)
     if not hasattr(model, "graph_builder"):
         raise ValueError(f"the model in {model_dir} ({type(model).__name__}) does not score "
                          "object graphs")
@@ -378,11 +383,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out = check_output_dir(args.out, "--out")
     params = parse_params(args.param)
-    for name in ("epochs", "seed"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
+    fused = "+" in args.method
+    if args.seed is not None:
+        params["seed"] = args.seed
+    if args.epochs is not None and not fused:
+        params["epochs"] = args.epochs
     if args.quiet:
         params.setdefault("progress", False)
+    if args.epochs is not None and fused:  # every member that trains for epochs
+        member_params = dict(params.get("member_params") or {})
+        for name in args.method.split("+"):
+            if "epochs" in make_model(name, {}).defaults():
+                member_params[name] = {"epochs": args.epochs, **member_params.get(name, {})}
+        params["member_params"] = member_params
     model = make_model(args.method, params)
     videos = resolve_videos(args.train, split=args.split)
     y = _video_labels(args.labels, videos) if args.labels else None
@@ -809,7 +822,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_args(f)
     _add_range_args(f)
     f.add_argument("--epochs", type=_positive_int, default=None,
-                   help="training epochs (default: the method's own default)")
+                   help="training epochs (default: the method's own default; for a fusion "
+                        "A+B: of every member that trains for epochs)")
     f.add_argument("--seed", type=_frame_index, default=None, help="random seed (default: 0)")
     f.add_argument("--cache", default=".cache/stgraph", help="detection/feature cache folder")
     f.add_argument("--out", required=True, help="model folder")

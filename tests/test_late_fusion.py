@@ -143,3 +143,24 @@ def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_
 
     explanations, _ = explain_frames(out, {video: test_video}, {video: [10]}, cache_dir=cache)
     assert explanations and all(key.startswith(f"{video}/10/") for key in explanations)
+
+
+def test_cli_names_a_bad_member_and_passes_epochs_to_every_member(dataset, tmp_path: Path,
+                                                                  capsys, monkeypatch):
+    from stgraph import cli
+
+    assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+nope",
+                 "--detector", "motion", "--out", str(tmp_path / "m")]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    built = []
+    real = cli.make_model
+    monkeypatch.setattr(cli, "make_model",
+                        lambda method, params: built.append((method, params)) or real(method, params))
+    monkeypatch.setattr("stgraph.pipeline.Pipeline.fit", lambda self, *a, **k: self)
+    monkeypatch.setattr("stgraph.pipeline.Pipeline.save", lambda self, out: out)
+    assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+stm_ae",
+                 "--detector", "motion", "--features", "geometry", "--epochs", "3",
+                 "--out", str(tmp_path / "m")]) == 0
+    method, params = next(call for call in built if "+" in call[0])
+    assert params["member_params"] == {"anograph": {"epochs": 3}, "stm_ae": {"epochs": 3}}
