@@ -1,24 +1,35 @@
 """Which method should ``stgraph fit`` use by default? Judged on training videos only.
 
 No test label is read. Per dataset (Ped2: 16 training videos, Avenue: its 2), the training
-videos are held out in 2 folds. For each fold every candidate is fitted on the other fold with
-its CLI defaults (:func:`fusion.make_pipeline`) and scores each held-out video twice:
+videos are held out in 2 folds. For each fold every method is fitted on the other fold with its
+CLI defaults (:func:`fusion.make_pipeline`) and scores each held-out video as it is (normal
+frames) and two pseudo-anomalous copies of it (at most ``MAX_FRAMES`` frames each):
 
-- as it is (normal frames), and
-- sped up ``SPEEDUP`` times (every ``SPEEDUP``-th frame, played as consecutive frames): a
-  pseudo-anomaly of motion, as the accuracy issue suggests (skipped frames for speed).
+- ``speedup``: every ``SPEEDUP``-th frame, played as consecutive frames (skipped frames: an
+  object moving too fast);
+- ``foreign``: an object the scene never shows, a square crop of the people in another scene
+  (``videos/vtest.avi``, OpenCV's pedestrian sample, in grey when the video is grey, its own
+  frames playing) a quarter of the frame high, crossing the frame once at a walking pace, on a
+  row drawn at random (seeded).
 
-The proxy is the frame AUC (x100, raw scores) of the sped-up frames against the normal ones.
-Fused candidates use :func:`stgraph.scores.fusion.fuse` on their members' tables with the
-members' training scales, exactly as :class:`stgraph.models.late_fusion.LateFusion` does.
+The proxy of a family is the frame AUC (x100, raw scores) of its copies against the normal
+frames; a candidate's proxy is the mean over families and datasets. Fused candidates use
+:func:`stgraph.scores.fusion.fuse` on their members' tables with the members' training scales,
+exactly as :class:`stgraph.models.late_fusion.LateFusion` does.
 
-    taskset -c 1 .venv/bin/python benchmarks/default_choice.py      # ~15 min on one core
+Candidates for the default (:data:`CANDIDATES`) are the methods that score every object on the
+object graph: Ano-Graph alone and fused with any non-empty subset of the frame-level methods
+(STM-AE, dissociation, frame difference). The frame-level methods alone are measured too, for reference (they score frames; their object rows are box means of a pixel
+map).
 
-Writes ``benchmarks/results/default_choice.json`` and prints the mean proxy AUC per candidate.
+    taskset -c 1 .venv/bin/python benchmarks/default_choice.py      # ~40 min on one core
+
+Writes ``benchmarks/results/default_choice.json`` and prints the proxy AUCs.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -45,14 +56,55 @@ from stgraph.scores.fusion import fuse  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "default_choice.json"
 SPEEDUP = 3
-SINGLE = ("anograph", "stm_ae", "frame_difference")
-FUSED = {"anograph+stm_ae": ("anograph", "stm_ae"),
-         "anograph+frame_difference": ("anograph", "frame_difference")}
+MAX_FRAMES = 450
+#: Every method measured: the object-graph method and the frame-level ones cheap enough to fit
+#: at CLI defaults in minutes (STRL takes 10 min per fit and SSRL needs video labels).
+SINGLE = ("anograph", "stm_ae", "dissociation", "frame_difference")
+FRAME_LEVEL = SINGLE[1:]
+#: Ano-Graph fused with every non-empty subset of the frame-level methods.
+FUSED = {"+".join(("anograph", *subset)): ("anograph", *subset)
+         for r in range(1, len(FRAME_LEVEL) + 1)
+         for subset in itertools.combinations(FRAME_LEVEL, r)}
+#: Methods that may become the default: they score every object on the object graph.
+CANDIDATES = ("anograph", *FUSED)
+FAMILIES = ("speedup", "foreign")
+#: The crop of vtest.avi (y0, y1, x0, x1) where its people walk.
+FOREIGN_CROP = (150, 300, 320, 470)
 
 
-def sped_up(pipe: Any, video: Path) -> np.ndarray:
-    """uint8 [T / SPEEDUP, H, W, 3]: every SPEEDUP-th frame of ``video`` as the pipeline reads it."""
-    return np.stack([f.image for i, f in enumerate(pipe.source(str(video))) if i % SPEEDUP == 0])
+def frames_of(pipe: Any, video: Path) -> np.ndarray:
+    """uint8 [T, H, W, 3]: ``video`` as the pipeline reads it."""
+    return np.stack([f.image for f in pipe.source(str(video))])
+
+
+def sped_up(frames: np.ndarray) -> np.ndarray:
+    """Every SPEEDUP-th frame, played as consecutive frames (at most MAX_FRAMES)."""
+    return np.ascontiguousarray(frames[::SPEEDUP][:MAX_FRAMES])
+
+
+def with_foreign_object(frames: np.ndarray, source: Path, seed: int) -> np.ndarray:
+    """``frames`` (at most MAX_FRAMES) with a square crop of ``source``'s people crossing them."""
+    import cv2
+
+    out = frames[:MAX_FRAMES].copy()
+    n, h, w = out.shape[:3]
+    side = h // 4
+    row = int(np.random.default_rng(seed).integers(h // 8, h - side - h // 8))
+    grey = bool(np.array_equal(out[0, ..., 0], out[0, ..., 1]))
+    capture = cv2.VideoCapture(str(source))
+    y0, y1, x0, x1 = FOREIGN_CROP
+    for t in range(n):
+        ok, image = capture.read()
+        if not ok:  # loop the source
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = capture.read()
+        patch = cv2.resize(image[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+        if grey:
+            patch = cv2.cvtColor(cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        x = int(round((w - side) * t / max(n - 1, 1)))
+        out[t, row:row + side, x:x + side] = patch
+    capture.release()
+    return out
 
 
 def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
@@ -60,7 +112,8 @@ def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
     ped2_autoencoders.SHARED = data
     train, _, _, _ = ped2_autoencoders.videos_of(name, data / "ucsd_ped2")
     scores: dict[str, dict[str, list[np.ndarray]]] = {
-        c: {"normal": [], "pseudo": []} for c in (*SINGLE, *FUSED)}
+        c: {"normal": [], **{f: [] for f in FAMILIES}} for c in (*SINGLE, *FUSED)}
+    foreign = data / "videos" / "vtest.avi"
     timing: dict[str, float] = {}
     for k in range(folds):
         held = train[k::folds]
@@ -73,28 +126,36 @@ def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
             pipe.fit([str(p) for p in rest])
             timing[f"fold{k}_{method}_fit_s"] = time.perf_counter() - t0
             quantiles[method] = pipe.model.train_scores_
-            for video in held:
-                copy = sped_up(pipe, video)
-                tables.setdefault(video.stem, {})[method] = (
-                    pipe.score(str(video), name=video.stem), pipe.score(copy, name=video.stem))
+            for j, video in enumerate(held):
+                frames = frames_of(pipe, video)
+                copies = {"speedup": sped_up(frames),
+                          "foreign": with_foreign_object(frames, foreign, seed=1000 * k + j)}
+                tables.setdefault(video.stem, {})[method] = {
+                    "normal": pipe.score(str(video), name=video.stem),
+                    **{f: pipe.score(c, name=video.stem) for f, c in copies.items()}}
+                del frames, copies
             print(f"[{name}] fold {k}: {method} done", flush=True)
         for video, by_method in tables.items():
-            for which, idx in (("normal", 0), ("pseudo", 1)):
+            for which in ("normal", *FAMILIES):
                 for method in SINGLE:
                     scores[method][which].append(
-                        by_method[method][idx].frame_scores()[video].scores)
+                        by_method[method][which].frame_scores()[video].scores)
                 for pair, members in FUSED.items():
-                    fused = fuse([by_method[m][idx] for m in members],
+                    fused = fuse([by_method[m][which] for m in members],
                                  train_scores=[quantiles[m] for m in members])
                     scores[pair][which].append(fused.frame_scores()[video].scores)
-    proxy = {}
+    proxy: dict[str, dict[str, float]] = {}
     for candidate, parts in scores.items():
-        normal, pseudo = np.concatenate(parts["normal"]), np.concatenate(parts["pseudo"])
-        truth = np.r_[np.zeros(normal.size), np.ones(pseudo.size)]
-        proxy[candidate] = 100 * float(roc_auc_score(truth, np.r_[normal, pseudo]))
+        normal = np.concatenate(parts["normal"])
+        proxy[candidate] = {}
+        for family in FAMILIES:
+            pseudo = np.concatenate(parts[family])
+            truth = np.r_[np.zeros(normal.size), np.ones(pseudo.size)]
+            proxy[candidate][family] = 100 * float(roc_auc_score(truth, np.r_[normal, pseudo]))
+        proxy[candidate]["mean"] = float(np.mean([proxy[candidate][f] for f in FAMILIES]))
     return {"proxy_auc": proxy, "timing": timing,
-            "frames": {"normal": int(sum(map(len, scores["anograph"]["normal"]))),
-                       "pseudo": int(sum(map(len, scores["anograph"]["pseudo"])))}}
+            "frames": {w: int(sum(map(len, scores["anograph"][w])))
+                       for w in ("normal", *FAMILIES)}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,20 +182,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.datasets:
         report["datasets"][name] = run_dataset(name, args.data, weights, args.cache, args.seed,
                                                args.folds)
-    candidates = list(next(iter(report["datasets"].values()))["proxy_auc"])
-    report["mean_proxy_auc"] = {c: float(np.mean([d["proxy_auc"][c]
+    methods = list(next(iter(report["datasets"].values()))["proxy_auc"])
+    report["mean_proxy_auc"] = {c: float(np.mean([d["proxy_auc"][c]["mean"]
                                                   for d in report["datasets"].values()]))
-                                for c in candidates}
-    report["chosen"] = max(report["mean_proxy_auc"], key=report["mean_proxy_auc"].get)
+                                for c in methods}
+    report["candidates"] = list(CANDIDATES)
+    report["chosen"] = max(CANDIDATES, key=report["mean_proxy_auc"].get)
     report["wall_s"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(report, indent=2))
-    print(f"\n{'candidate':28s} " + " ".join(f"{d:>8s}" for d in report["datasets"]) + "     mean")
-    for c in candidates:
-        print(f"{c:28s} " + " ".join(f"{report['datasets'][d]['proxy_auc'][c]:8.1f}"
-                                     for d in report["datasets"])
-              + f" {report['mean_proxy_auc'][c]:8.1f}")
-    print(f"chosen: {report['chosen']}")
+    cols = [(d, f) for d in report["datasets"] for f in FAMILIES]
+    print(f"\n{'method':28s} " + " ".join(f"{d[:5]}:{f[:7]:>7s}" for d, f in cols) + "    mean")
+    for c in methods:
+        print(f"{c:28s} " + " ".join(f"{report['datasets'][d]['proxy_auc'][c][f]:13.1f}"
+                                     for d, f in cols)
+              + f" {report['mean_proxy_auc'][c]:7.1f}" + ("" if c in CANDIDATES else "  (ref.)"))
+    print(f"chosen among {', '.join(CANDIDATES)}: {report['chosen']}")
     return 0
 
 

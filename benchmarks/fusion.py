@@ -1,9 +1,9 @@
-"""Late fusion of one object-level and one frame-level method on UCSD Ped2 and CUHK Avenue.
+"""Late fusion of the object-level and frame-level methods on UCSD Ped2 and CUHK Avenue.
 
 One command from the repository root (data in ``../shared/data``)::
 
-    taskset -c 1 .venv/bin/python benchmarks/fusion.py          # ~8 min on one CPU core
-    taskset -c 1 .venv/bin/python benchmarks/fusion.py --seed 1 --methods anograph stm_ae \
+    taskset -c 1 .venv/bin/python benchmarks/fusion.py          # ~15 min on one CPU core
+    taskset -c 1 .venv/bin/python benchmarks/fusion.py --seed 1 \
         --out benchmarks/results/fusion_seed1.json                 # seed spread (also --seed 2)
 
 Per dataset (its training videos -> its testing videos, as shipped in ``../shared/data``; Ped2
@@ -11,12 +11,13 @@ Per dataset (its training videos -> its testing videos, as shipped in ``../share
 
 1. **Methods, CLI defaults**, each through :class:`stgraph.pipeline.Pipeline`:
    ``anograph`` (YOLOX-Nano, confidence 0.3, the CLI's classes, geometry+class features),
-   ``stm_ae`` and ``frame_difference`` (frame-level, no detector). Each is fitted on the training
-   videos and scores the test videos; detections are cached in ``--cache``.
+   ``stm_ae``, ``dissociation`` and ``frame_difference`` (frame-level, no detector). Each is
+   fitted on the training videos and scores the test videos; detections are cached in
+   ``--cache``.
 2. **Fusion**: :func:`stgraph.scores.fusion.fuse` with equal weights on the training scale
    (each method's ``(s - median) / (q99 - median)`` of its own training scores), so nothing is
    tuned on test labels and the same fusion runs live (:class:`~stgraph.scores.fusion.FrameFuser`).
-   Primary pair: ``anograph + stm_ae``; also ``anograph + frame_difference``.
+   Ano-Graph fused with every non-empty subset of the other methods run (:func:`fusions`).
 3. **Baseline**: the one-line rule (highest non-person YOLOX confidence per frame, YOLOX at
    confidence 0.05 with all classes, :func:`stgraph.baselines.class_confidence_scores`).
 4. **Metrics**: frame micro / macro AUC (x100) of ``raw`` frame scores, ``smooth9`` (9-frame
@@ -28,6 +29,7 @@ Writes ``benchmarks/results/fusion.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -62,9 +64,15 @@ SMOOTH = 9
 #: Frame-score protocols: name -> ``ScoreTable.frame_scores`` options.
 PROTOCOLS = {"raw": {}, f"smooth{SMOOTH}": {"smooth": SMOOTH},
              f"minmax_smooth{SMOOTH}": {"smooth": SMOOTH, "normalize": True}}
-#: Fused pairs: name -> (object-level method, frame-level method).
-PAIRS = {"anograph+stm_ae": ("anograph", "stm_ae"),
-         "anograph+frame_difference": ("anograph", "frame_difference")}
+
+
+def fusions(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Ano-Graph fused with every non-empty subset of the other ``methods`` (in their order)."""
+    others = [m for m in methods if m != "anograph"]
+    if "anograph" not in methods:
+        return {}
+    return {"+".join(("anograph", *subset)): ("anograph", *subset)
+            for r in range(1, len(others) + 1) for subset in itertools.combinations(others, r)}
 
 
 def metrics(table: ScoreTable, labels: dict[str, np.ndarray]) -> dict:
@@ -122,7 +130,7 @@ def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
         train_scores[method] = pipe.model.train_scores_
         print(f"[{name}] {method}: fit {fit_s:.0f} s, micro AUC raw "
               f"{metrics(tables[method], labels)['raw']['micro_auc']:.1f}", flush=True)
-    for pair, members in PAIRS.items():
+    for pair, members in fusions(methods).items():
         if all(m in tables for m in members):
             tables[pair] = fuse([tables[m] for m in members],
                                 train_scores=[train_scores[m] for m in members])
@@ -147,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=REPO / ".cache" / "fusion",
                    help="detection / flow cache folder")
     p.add_argument("--datasets", nargs="+", default=["ped2", "avenue"], choices=["ped2", "avenue"])
-    p.add_argument("--methods", nargs="+", default=["anograph", "stm_ae", "frame_difference"])
+    p.add_argument("--methods", nargs="+",
+                   default=["anograph", "stm_ae", "dissociation", "frame_difference"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--videos", type=int, default=None,
                    help="only the first N training and N testing videos (smoke runs)")
@@ -164,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {"fusion": "fuse(tables, train_scores=...): equal weights, train scale",
-                     "pairs": PAIRS, "protocols": PROTOCOLS, "seed": args.seed,
+                     "fusions": fusions(args.methods), "protocols": PROTOCOLS, "seed": args.seed,
                      "anograph_detector": settings_of(make_detector("yolox", str(weights),
                                                                     DEFAULT_CLASSES)),
                      "anograph_features": "geometry+class",

@@ -155,8 +155,8 @@ def test_cli_names_a_bad_member_and_passes_epochs_to_every_member(dataset, tmp_p
     assert not (tmp_path / "m").exists()
     built = []
     real = cli.make_model
-    monkeypatch.setattr(cli, "make_model",
-                        lambda method, params: built.append((method, params)) or real(method, params))
+    monkeypatch.setattr(cli, "make_model", lambda method, params:
+                        built.append((method, params)) or real(method, params))
     monkeypatch.setattr("stgraph.pipeline.Pipeline.fit", lambda self, *a, **k: self)
     monkeypatch.setattr("stgraph.pipeline.Pipeline.save", lambda self, out: out)
     assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+stm_ae",
