@@ -2,8 +2,9 @@
 
     python examples/ped2_yolox.py [--data ../shared/data] [--out outputs/ped2]
 
-The same as ``stgraph fit`` + ``stgraph score`` + ``stgraph eval`` on the command line, written
-out with the API. Detections and features are cached in ``.cache/stgraph``, so a second run skips
+The same as ``stgraph fit --method anograph`` + ``stgraph score`` + ``stgraph eval`` on the
+command line, written out with the API (the CLI's default method fuses Ano-Graph with three
+frame-level methods: ``LateFusion()``). Detections and features are cached in ``.cache/stgraph``, so a second run skips
 detection (a first run takes a few minutes on 2 CPU cores). ``benchmarks/ped2_anograph.py`` is the
 measured version, with baselines and timings.
 """

@@ -1,7 +1,8 @@
 """``stgraph`` console script.
 
     stgraph graph --video PATH --detector motion|yolox [--weights PATH] --out graph.pt --plot graph.png
-    stgraph fit   --train DIR  [--method anograph] --detector yolox --weights PATH --out model/
+    stgraph fit   --train DIR  --weights PATH --out model/   (default: anograph+stm_ae+dissociation
+                  +frame_difference with YOLOX; --method anograph, or any A+B fusion)
     stgraph fit   --train DIR  --method frame_difference --detector none --out model/
     stgraph fit   --train DIR  --method NAME --labels video_labels.csv --param key=value ...
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
@@ -37,6 +38,9 @@ __all__ = ["main", "make_detector", "make_features", "make_model", "parse_params
            "resolve_videos", "read_labels"]
 
 DEFAULT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard")
+#: ``stgraph fit``'s method: Ano-Graph fused with STM-AE, dissociation and frame difference
+#: (``stgraph.models.late_fusion.DEFAULT_MEMBERS``, chosen on training videos only).
+DEFAULT_METHOD = "anograph+stm_ae+dissociation+frame_difference"
 
 
 def _setup_env() -> None:
@@ -810,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = command("fit", "train a method on normal videos (or weakly labelled ones)")
     f.add_argument("--train", required=True,
                    help="dataset root (its training split), folder of videos, or a video")
-    f.add_argument("--method", default="anograph", metavar="METHOD",
+    f.add_argument("--method", default=DEFAULT_METHOD, metavar="METHOD",
                    help=f"the method to train: one of {', '.join(names('model'))}, or the late "
                    "fusion of several, e.g. anograph+stm_ae (default: %(default)s)")
     f.add_argument("--param", action="append", metavar="KEY=VALUE",

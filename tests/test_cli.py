@@ -35,8 +35,8 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fit") / "model"
-    code = main(["--quiet", "fit", "--train", str(dataset), "--detector", "motion",
-                 "--features", "geometry", "--epochs", "2", "--cache", str(out.parent / "cache"),
+    code = main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph",
+                 "--detector", "motion", "--features", "geometry", "--epochs", "2", "--cache", str(out.parent / "cache"),
                  "--out", str(out)])
     assert code == 0
     return out

@@ -34,7 +34,8 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def fit_args(dataset: Path, out: Path, cache: Path, *engine: str) -> list[str]:
-    return ["--quiet", "fit", "--train", str(dataset), "--detector", "motion", "--features",
+    return ["--quiet", "fit", "--train", str(dataset), "--method", "anograph",
+            "--detector", "motion", "--features",
             "geometry", "--epochs", "2", "--cache", str(cache), "--out", str(out), *engine]
 
 

@@ -11,20 +11,21 @@ import pytest
 from contract_data import contract_inputs
 from stgraph.cli import main
 from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
-from stgraph.models.late_fusion import FramesAndDetections, LateFusion
-from stgraph.registry import lookup
+from stgraph.cli import DEFAULT_METHOD
+from stgraph.models.late_fusion import DEFAULT_MEMBERS, LateFusion
 from stgraph.scores import ScoreTable
 from stgraph.scores.fusion import TrainScale
 
 SIZE = (96, 128)
-TINY = {"anograph": {**lookup("model", "anograph").contract_params()},
-        "stm_ae": {**lookup("model", "stm_ae").contract_params()}}
+TINY = LateFusion.contract_params()["member_params"]  # tiny settings of every default member
+PAIR = ("anograph", "stm_ae")
 
 
 @pytest.fixture(scope="module")
 def fitted():
     train, _, test = contract_inputs("frames+detections")
-    return LateFusion(member_params=TINY, progress=False).fit(train), test
+    return LateFusion(members=PAIR, member_params={m: TINY[m] for m in PAIR},
+                      progress=False).fit(train), test
 
 
 def test_fused_frame_score_is_the_weighted_sum_of_the_members_training_scaled_scores(fitted):
@@ -51,7 +52,7 @@ def test_fused_frame_score_is_the_weighted_sum_of_the_members_training_scaled_sc
 
 def test_weights_select_and_scale_the_members(fitted):
     model, test = fitted
-    only_graph = LateFusion(member_params=TINY, weights=(1.0, 0.0), progress=False)
+    only_graph = LateFusion(members=PAIR, weights=(1.0, 0.0), progress=False)
     only_graph.members_, only_graph.train_scores_ = model.members_, model.train_scores_
     anograph = model.members_[0]
     expected = TrainScale(anograph.train_scores_)(anograph.score(test.detections, video="v")
@@ -78,6 +79,7 @@ def test_training_scores_are_the_fused_scores_of_the_training_videos(fitted):
     ({"members": ("anograph", "nope")}, "nope"),
     ({"members": ("anograph", "ssrl")}, "consumes snippets"),
     ({"member_params": {"strl": {}}}, "not members"),
+    ({"members": PAIR, "member_params": {"dissociation": {}}}, "not members"),
     ({"member_params": {"stm_ae": {"depth": 3}}}, "no parameter"),
     ({"weights": (1.0,)}, "weights"),
 ])
@@ -110,12 +112,14 @@ def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_
     from stgraph.pipeline import Pipeline
 
     out, cache = tmp_path / "model", tmp_path / "cache"
-    assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+stm_ae",
+    # no --method: the default fusion of all four members
+    assert main(["--quiet", "fit", "--train", str(dataset),
                  "--detector", "motion", "--features", "geometry", "--cache", str(cache),
                  "--param", "member_params=" + json.dumps(TINY), "--out", str(out)]) == 0
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["class"] == "late_fusion"
-    assert config["params"]["members"] == ["anograph", "stm_ae"]
+    assert config["params"]["members"] == list(DEFAULT_MEMBERS)
+    assert DEFAULT_METHOD == "+".join(DEFAULT_MEMBERS)
     scores = tmp_path / "scores.csv"
     assert main(["--quiet", "score", "--model", str(out), "--video", str(dataset),
                  "--cache", str(cache), "--out", str(scores)]) == 0

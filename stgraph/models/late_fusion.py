@@ -22,7 +22,8 @@ features. :class:`~stgraph.pipeline.Pipeline` builds it from a detector and a fe
     pipe.fit(train_videos).score("test/01")   # fused frame rows + Ano-Graph's object rows
                                               # + STM-AE's pixel maps
 
-or, from the command line, ``stgraph fit --method anograph+stm_ae ...``.
+or, from the command line, ``stgraph fit --method anograph+stm_ae ...``. ``LateFusion()`` and
+``stgraph fit`` without ``--method`` fuse :data:`DEFAULT_MEMBERS`.
 """
 from __future__ import annotations
 
@@ -38,10 +39,14 @@ from stgraph.registry import RegistryError, lookup
 from stgraph.scores import ScoreTable
 from stgraph.scores.fusion import FrameFuser, _check_weights, fuse
 
-__all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer"]
+__all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer", "DEFAULT_MEMBERS"]
 
 #: What a member may consume (the two halves of one ``FramesAndDetections`` video).
 MEMBER_KINDS = ("detections", "frames")
+#: The default members, chosen on training videos only (``benchmarks/default_choice.py``: the
+#: highest mean AUC on speed-up and foreign-object pseudo-anomalies among Ano-Graph and its
+#: fusions with STM-AE, dissociation and frame difference).
+DEFAULT_MEMBERS = ("anograph", "stm_ae", "dissociation", "frame_difference")
 
 
 class FramesAndDetections(NamedTuple):
@@ -70,8 +75,9 @@ class LateFusion(BaseEstimator):
 
     Args:
         members: registered method names (``stgraph.registry``, kind ``"model"``), each
-            consuming ``"detections"`` or ``"frames"``; at least two. Default: Ano-Graph and
-            STM-AE, the best pair measured in ``benchmarks/fusion.py``.
+            consuming ``"detections"`` or ``"frames"``; at least two. Default
+            (:data:`DEFAULT_MEMBERS`): Ano-Graph, STM-AE, dissociation and frame difference,
+            chosen on training videos only (``benchmarks/default_choice.py``).
         member_params: ``{name: {parameter: value}}`` on top of each member's defaults.
         weights: float [n_members] >= 0 (None: equal, summing to 1).
         seed: seed of every member that takes one.
@@ -86,7 +92,7 @@ class LateFusion(BaseEstimator):
     consumes: ClassVar[str] = "frames+detections"
     fitted_attributes = ("members_", "train_scores_")
 
-    def __init__(self, members: tuple[str, ...] = ("anograph", "stm_ae"),
+    def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS,
                  member_params: dict[str, dict[str, Any]] | None = None,
                  weights: tuple[float, ...] | None = None, seed: int = 0,
                  progress: bool = True) -> None:
@@ -99,7 +105,7 @@ class LateFusion(BaseEstimator):
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
         return {"member_params": {name: lookup("model", name).contract_params()
-                                  for name in ("anograph", "stm_ae")},
+                                  for name in DEFAULT_MEMBERS},
                 "progress": False}
 
     # ------------------------------------------------------------------ members
