@@ -31,7 +31,7 @@ import numpy as np
 
 from stgraph.alarms import DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_threshold
 from stgraph.fileio import atomic_path
-from stgraph.scores import COLUMNS, object_csv_rows
+from stgraph.scores import COLUMNS, frame_csv_row, object_csv_rows
 from stgraph.stream import FrameResult, analysed_stream
 
 logger = logging.getLogger(__name__)
@@ -82,12 +82,15 @@ class ScoreCsvWriter:
     """Write frame results as rows of a ScoreTable CSV, one frame at a time.
 
     Same layout as :meth:`ScoreTable.to_csv` (frames without objects as ``object_id = -1``
-    rows), flushed after every frame; renamed from a temporary file into place on close.
+    rows), flushed after every frame; renamed from a temporary file into place on close. With
+    ``frame_rows`` (models that score frames: frame-level ones and fusions) each scored frame
+    also gets its frame row, so the file's frame scores are the live ``frame_score`` s.
     """
 
-    def __init__(self, path: str | Path, video: str) -> None:
+    def __init__(self, path: str | Path, video: str, frame_rows: bool = False) -> None:
         self.path = Path(path)
         self.video = video
+        self.frame_rows = frame_rows
         self._staged = contextlib.ExitStack()
         self._handle = open(self._staged.enter_context(atomic_path(self.path)), "w", newline="",
                             encoding="utf-8")
@@ -95,8 +98,13 @@ class ScoreCsvWriter:
         self._csv.writerow(COLUMNS)
 
     def write(self, result: FrameResult) -> None:
-        self._csv.writerows(object_csv_rows(self.video, result.frame_index, result.detections,
-                                            result.scores))
+        scored = self.frame_rows and math.isfinite(result.frame_score)
+        if scored:
+            self._csv.writerow(frame_csv_row(self.video, result.frame_index,
+                                             result.detections.image_size, result.frame_score))
+        if not scored or len(result.detections):  # (no placeholder next to a frame row)
+            self._csv.writerows(object_csv_rows(self.video, result.frame_index,
+                                                result.detections, result.scores))
         self._handle.flush()
 
     def close(self) -> None:
@@ -252,7 +260,8 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
     renderer = OverlayRenderer(limit, default_threshold(model, 0.5))
     writer = VideoWriter(out, frame_source.fps) if out else None
     event_log = EventWriter(events) if events else None
-    score_log = ScoreCsvWriter(scores, name) if scores else None
+    score_log = (ScoreCsvWriter(scores, name, frame_rows=model.consumes != "detections")
+                 if scores else None)
     summary: dict[str, Any] = {"video": name, "frames": 0, "events": 0, "interrupted": False,
                                "threshold": limit, "radius": scorer.latency_frames}
     started = time.perf_counter()

@@ -142,6 +142,15 @@ def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_
         rows = batch.objects_in_frame(video, r.frame_index, kind="object")
         np.testing.assert_allclose(r.scores, rows["score"] if len(rows) else np.zeros(0),
                                    rtol=1e-5, atol=1e-6)
+    # stgraph watch writes the live fused frame scores (frame rows) next to the object rows
+    live = tmp_path / "live.csv"
+    assert main(["--quiet", "watch", "--model", str(out), "--video", str(test_video),
+                 "--scores", str(live)]) == 0
+    logged = ScoreTable.read_csv(live)
+    np.testing.assert_allclose(logged.frame_scores()[logged.videos[0]].scores,
+                               batch.frame_scores()[video].scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logged.select(kind="object")["score"],
+                               batch.select(kind="object")["score"], rtol=1e-5, atol=1e-6)
     # the HTML report explains the fusion's objects with its object-graph member
     from stgraph.html_report import explain_frames
 

@@ -12,7 +12,7 @@ Modules, along the data flow:
 from stgraph.scores.columns import COLUMNS, KINDS, V1_COLUMNS, ScoreTableError
 from stgraph.scores.frames import FrameScores, PixelMaps, check_frame_labels, smooth_and_normalize
 from stgraph.scores.fusion import FrameFuser, fuse
-from stgraph.scores.io import FORMAT_NAME, FORMAT_VERSION, object_csv_rows
+from stgraph.scores.io import FORMAT_NAME, FORMAT_VERSION, frame_csv_row, object_csv_rows
 from stgraph.scores.table import ScoreTable, patch_grid_name
 
 #: Deprecated name for :data:`V1_COLUMNS`, the object-row CSV header of format version 1, which
@@ -22,4 +22,5 @@ REQUIRED_COLUMNS = V1_COLUMNS
 
 __all__ = ["ScoreTable", "FrameScores", "PixelMaps", "ScoreTableError", "fuse", "FrameFuser",
            "smooth_and_normalize", "check_frame_labels", "patch_grid_name", "object_csv_rows",
+           "frame_csv_row",
            "KINDS", "COLUMNS", "V1_COLUMNS", "REQUIRED_COLUMNS", "FORMAT_NAME", "FORMAT_VERSION"]

@@ -46,6 +46,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -318,6 +319,15 @@ def object_csv_rows(video: str, frame: int, detections: "Detections",
              *(str(np.float32(v)) for v in detections.boxes[row]), str(int(detections.labels[row])),
              names[row], str(np.float32(detections.scores[row])), repr(float(scores[row]))]
             for row in range(len(detections))]
+
+
+def frame_csv_row(video: str, frame: int, image_hw: tuple[int, int] | None,
+                  score: float) -> list[str]:
+    """The CSV line of one frame row (box: the whole frame, NaN when its size is unknown), as
+    :func:`write_csv` writes it: for frame-level scores streamed frame by frame."""
+    box = [0.0, 0.0, *image_hw[::-1]] if image_hw else [math.nan] * 4
+    return [video, "frame", str(int(frame)), "0", *(str(np.float32(v)) for v in box), "-1", "",
+            "nan", repr(float(score))]
 
 
 # ---------------------------------------------------------------------------- helpers
