@@ -12,7 +12,7 @@ from contract_data import contract_inputs
 from stgraph.cli import main
 from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
 from stgraph.cli import DEFAULT_METHOD
-from stgraph.models.late_fusion import DEFAULT_MEMBERS, LateFusion
+from stgraph.models.late_fusion import DEFAULT_MEMBERS, FramesAndDetections, LateFusion
 from stgraph.scores import ScoreTable
 from stgraph.scores.fusion import TrainScale
 
@@ -95,6 +95,8 @@ def test_inputs_must_pair_frames_with_detections(fitted):
         model.score(test.frames, video="v")
     with pytest.raises(ValueError, match="FramesAndDetections"):
         LateFusion(progress=False).fit([test.detections])
+    with pytest.raises(ValueError, match="12 frames but 8 Detections"):
+        model.score(FramesAndDetections(test.frames, test.detections[:8]), video="v")
 
 
 # ---------------------------------------------------------------------- CLI and pipeline

@@ -64,7 +64,14 @@ class FramesAndDetections(NamedTuple):
 
 def _as_video(video: Any, where: str) -> FramesAndDetections:
     if isinstance(video, tuple) and len(video) == 2 and isinstance(video[1], (list, tuple)):
-        return FramesAndDetections(*video)
+        video = FramesAndDetections(*video)
+        # an array's length is exact (a video file's frame count is only the container's claim;
+        # the members' fuse step names any mismatch there)
+        n_frames = len(video.frames) if isinstance(video.frames, np.ndarray) else None
+        if n_frames is not None and n_frames != len(video.detections):
+            raise ValueError(f"{where} has {n_frames} frames but {len(video.detections)} "
+                             "Detections; give one Detections per frame")
+        return video
     raise ValueError(f"{where} must be FramesAndDetections(frames, detections) (a pair of the "
                      f"frames and their list[Detections]), got {type(video).__name__}; "
                      "stgraph.pipeline.Pipeline builds it from a detector and features")
