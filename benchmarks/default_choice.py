@@ -29,7 +29,6 @@ Writes ``benchmarks/results/default_choice.json`` and prints the proxy AUCs.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -50,7 +49,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 import ped2_autoencoders  # noqa: E402
 from accuracy import DATA  # noqa: E402
-from fusion import make_pipeline  # noqa: E402
+from fusion import fusions, make_pipeline  # noqa: E402
 from stgraph.fileio import atomic_write_text  # noqa: E402
 from stgraph.scores.fusion import fuse  # noqa: E402
 
@@ -60,11 +59,8 @@ MAX_FRAMES = 450
 #: Every method measured: the object-graph method and the frame-level ones cheap enough to fit
 #: at CLI defaults in minutes (STRL takes 10 min per fit and SSRL needs video labels).
 SINGLE = ("anograph", "stm_ae", "dissociation", "frame_difference")
-FRAME_LEVEL = SINGLE[1:]
 #: Ano-Graph fused with every non-empty subset of the frame-level methods.
-FUSED = {"+".join(("anograph", *subset)): ("anograph", *subset)
-         for r in range(1, len(FRAME_LEVEL) + 1)
-         for subset in itertools.combinations(FRAME_LEVEL, r)}
+FUSED = fusions(SINGLE)
 #: Methods that may become the default: they score every object on the object graph.
 CANDIDATES = ("anograph", *FUSED)
 FAMILIES = ("speedup", "foreign")
