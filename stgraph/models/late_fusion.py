@@ -174,8 +174,13 @@ class LateFusion(BaseEstimator):
         members = self._new_members()
         for member in members:
             member.fit([self._member_input(member, v) for v in videos])
+        from tqdm.auto import tqdm
+
+        # the fused scores of the training videos, for the alarm threshold (threshold_)
         fused = [self._fused_frame_scores(members, v, f"train{i}", None)
-                 for i, v in enumerate(videos)]
+                 for i, v in enumerate(tqdm(videos, desc="LateFusion training scores",
+                                            unit="video", disable=not self.progress,
+                                            leave=False))]
         train_scores = ScoreQuantiles.from_scores(np.concatenate(fused))
         self.members_, self.train_scores_ = members, train_scores
         return self
