@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["AlarmEvent", "AlarmTracker", "EventWriter", "default_threshold", "detect_alarms",
-           "read_events", "DEFAULT_QUANTILE"]
+           "read_events", "object_score_levels", "DEFAULT_QUANTILE"]
 
 #: Quantile of the training object scores used as the default alarm threshold.
 DEFAULT_QUANTILE = 0.99
@@ -45,6 +45,20 @@ def default_threshold(model: Any, quantile: float = DEFAULT_QUANTILE) -> float:
         raise ValueError(f"{type(model).__name__} has no train_scores_ (fit it first, or set the "
                          "alarm threshold explicitly)")
     return float(scores.quantile(quantile))
+
+
+def object_score_levels(model: Any,
+                        quantile: float = DEFAULT_QUANTILE) -> tuple[float, float] | None:
+    """Box colour range ``(median, quantile)`` for a model whose object rows live on another
+    scale than its frame scores: a late fusion's frame scores are fused, its object rows keep its
+    object-level member's scores, so that member's training scores set the range. None for a
+    single model (its boxes are coloured on the alarm threshold's own scale)."""
+    scorer = next((m for m in getattr(model, "members_", ())
+                   if getattr(m, "consumes", None) == "detections"), None)
+    if scorer is None:
+        return None
+    low, high = default_threshold(scorer, 0.5), default_threshold(scorer, quantile)
+    return min(low, high), high
 
 
 @dataclass

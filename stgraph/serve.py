@@ -45,7 +45,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stgraph.alarms import DEFAULT_QUANTILE, AlarmEvent, AlarmTracker, default_threshold
+from stgraph.alarms import (DEFAULT_QUANTILE, AlarmEvent, AlarmTracker, default_threshold,
+                            object_score_levels)
 from stgraph.eventstore import EventStore, open_store
 
 __all__ = ["ServeConfig", "SourceWorker", "create_app", "serve", "is_loopback"]
@@ -241,7 +242,8 @@ class SourceWorker:
         scorer = model.stream_scorer(fps=source.fps)
         tracker = AlarmTracker(limit, self.config.min_duration, self.config.merge_gap,
                                video=self.state.name)
-        renderer = OverlayRenderer(limit, min(limit, default_threshold(model, 0.5)))
+        renderer = OverlayRenderer(limit, min(limit, default_threshold(model, 0.5)),
+                                   box_levels=object_score_levels(model, self.config.quantile))
         rate, frames = FrameRate(), (paced(source) if self.config.realtime else source)
         keyframes = _EventFrames()
         self._set(threshold=float(limit))

@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
-from stgraph.alarms import DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_threshold
+from stgraph.alarms import (DEFAULT_QUANTILE, AlarmTracker, EventWriter, default_threshold,
+                            object_score_levels)
 from stgraph.fileio import atomic_path
 from stgraph.scores import COLUMNS, frame_csv_row, object_csv_rows
 from stgraph.stream import FrameResult, analysed_stream
@@ -117,15 +118,22 @@ class OverlayRenderer:
     """Draw a frame result: boxes coloured by score, score curve, alarm banner and FPS.
 
     Args:
-        threshold: alarm threshold (red end of the box colours, dashed line of the curve).
-        low: score at the green end of the box colours (e.g. the median training score).
+        threshold: alarm threshold (dashed line of the curve; red end of the box colours unless
+            ``box_levels`` is given).
+        low: lowest frame score of the curve's scale, and the green end of the box colours
+            unless ``box_levels`` is given (e.g. the median training score).
+        box_levels: ``(green, red)`` ends of the box colours when object scores live on another
+            scale than frame scores (a late fusion: :func:`stgraph.alarms.object_score_levels`).
         curve_frames: frames shown by the curve (the latest ones); the curve strip is
             ``strip_height`` pixels tall, under the frame.
     """
 
     def __init__(self, threshold: float, low: float, curve_frames: int = 300,
-                 strip_height: int = 70) -> None:
+                 strip_height: int = 70,
+                 box_levels: tuple[float, float] | None = None) -> None:
         self.threshold, self.low = float(threshold), float(min(low, threshold))
+        self.box_levels = (self.low, self.threshold) if box_levels is None else (
+            float(box_levels[0]), float(box_levels[1]))
         self.strip_height = strip_height
         self._scores: deque[float] = deque(maxlen=curve_frames)
 
@@ -138,7 +146,7 @@ class OverlayRenderer:
         dets = result.detections
         labels = [f"{s:.2f}" for s in result.scores]
         image = draw_boxes(result.image, dets.boxes, result.scores, labels=labels,
-                           vmin=self.low, vmax=self.threshold)
+                           vmin=self.box_levels[0], vmax=self.box_levels[1])
         h, w = image.shape[:2]
         if alarm:
             cv2.rectangle(image, (0, 0), (w - 1, 22), RED, -1)
@@ -257,7 +265,8 @@ def watch(model_dir: str | Path, source: Any, *, out: str | Path | None = None,
     scorer = model.stream_scorer(fps=known_fps(frame_source),  # the window Pipeline.score uses
                                  **({} if radius is None else {"radius": radius}))
     tracker = AlarmTracker(limit, min_duration, merge_gap, video=name)
-    renderer = OverlayRenderer(limit, default_threshold(model, 0.5))
+    renderer = OverlayRenderer(limit, default_threshold(model, 0.5),
+                               box_levels=object_score_levels(model, quantile))
     writer = VideoWriter(out, frame_source.fps) if out else None
     event_log = EventWriter(events) if events else None
     score_log = (ScoreCsvWriter(scores, name, frame_rows=model.consumes != "detections")

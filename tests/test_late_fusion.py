@@ -179,3 +179,22 @@ def test_cli_names_a_bad_member_and_passes_epochs_to_every_member(dataset, tmp_p
                  "--out", str(tmp_path / "m")]) == 0
     method, params = next(call for call in built if "+" in call[0])
     assert params["member_params"] == {"anograph": {"epochs": 3}, "stm_ae": {"epochs": 3}}
+
+
+def test_watch_colours_a_fusions_boxes_on_its_object_members_scale(fitted):
+    from stgraph.alarms import object_score_levels
+    from stgraph.stream import AnalysedFrame
+    from stgraph.watch import OverlayRenderer
+
+    model, test = fitted
+    anograph = model.members_[0]
+    levels = object_score_levels(model)
+    assert levels == (anograph.train_scores_.quantile(0.5), anograph.train_scores_.quantile(0.99))
+    assert object_score_levels(anograph) is None  # one model: the alarm threshold's own scale
+    scorer = model.stream_scorer()
+    results = [r for t, (image, d) in enumerate(zip(test.frames, test.detections))
+               for r in scorer.push(AnalysedFrame(d, t / 10.0, image))] + scorer.flush()
+    renderer = OverlayRenderer(model.threshold_, model.train_scores_.quantile(0.5),
+                               box_levels=levels)
+    assert renderer.box_levels == levels
+    assert renderer.render(results[0], False, 10.0).shape[1] == test.frames.shape[2]
