@@ -207,13 +207,16 @@ class Pipeline:
     def check_components(self) -> None:
         """Raise ValueError when the parts do not fit the model's input (names what is missing)."""
         kind = self.consumes
-        if kind == "frames+detections":
+        fused = kind == "frames+detections"
+        if fused:
             kind = "detections"  # what the object-level half needs; the frames come anyway
         if kind == "detections" and (self.detector is None or self.features is None):
             missing = [n for n, v in (("detector", self.detector), ("features", self.features))
                        if v is None]
+            hint = (" (it fuses an object-level method; for frames alone use a frame-level "
+                    "method, e.g. --method stm_ae --detector none)" if fused else "")
             raise ValueError(f"{type(self.model).__name__} scores objects: the pipeline needs a "
-                             f"{' and '.join(missing)}")
+                             f"{' and '.join(missing)}{hint}")
         if kind == "detections":
             _ = self.features.dim  # builds a RoI backbone now: a bad weights file fails up front
         if kind == "frames" and self.features is not None:

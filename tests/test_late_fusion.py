@@ -198,3 +198,11 @@ def test_watch_colours_a_fusions_boxes_on_its_object_members_scale(fitted):
                                box_levels=levels)
     assert renderer.box_levels == levels
     assert renderer.render(results[0], False, 10.0).shape[1] == test.frames.shape[2]
+
+
+def test_cli_default_without_a_detector_says_what_to_use(dataset, tmp_path: Path, capsys):
+    assert main(["--quiet", "fit", "--train", str(dataset), "--detector", "none",
+                 "--out", str(tmp_path / "m")]) == 2
+    message = capsys.readouterr().err
+    assert "needs a detector" in message and "--method stm_ae --detector none" in message
+    assert not (tmp_path / "m").exists()
