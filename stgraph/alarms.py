@@ -53,8 +53,9 @@ def object_score_levels(model: Any,
     scale than its frame scores: a late fusion's frame scores are fused, its object rows keep its
     object-level member's scores, so that member's training scores set the range. None for a
     single model (its boxes are coloured on the alarm threshold's own scale)."""
-    scorer = next((m for m in getattr(model, "members_", ())
-                   if getattr(m, "consumes", None) == "detections"), None)
+    from stgraph.models.late_fusion import object_member
+
+    scorer = object_member(model)
     if scorer is None:
         return None
     low, high = default_threshold(scorer, 0.5), default_threshold(scorer, quantile)

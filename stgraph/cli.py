@@ -254,6 +254,16 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
     return params
 
 
+def _method_defaults(method: str) -> dict[str, Any]:
+    """A registered method's constructor defaults (an unknown name: the error make_model gives)."""
+    from stgraph.registry import lookup
+
+    try:
+        return lookup("model", method).defaults()
+    except ValueError:
+        return make_model(method, {}).defaults()  # raises the one-line "unknown method" error
+
+
 def make_model(method: str, params: dict[str, Any]) -> Any:
     """An unfitted estimator of a registered method, with ``params`` on top of its defaults.
 
@@ -372,10 +382,10 @@ def _model_builder(model_dir: str) -> Any:
     """The graph builder a saved pipeline's model uses."""
     from stgraph.pipeline import Pipeline
 
+    from stgraph.models.late_fusion import object_member
+
     model = Pipeline.load(model_dir, progress=False).model
-    # a late fusion builds graphs for its object-graph member
-    model = next((m for m in getattr(model, "members_", ()) if hasattr(m, "graph_builder")),
-                 model)
+    model = object_member(model) or model  # a late fusion's graphs are its Ano-Graph member's
     if not hasattr(model, "graph_builder"):
         raise ValueError(f"the model in {model_dir} ({type(model).__name__}) does not score "
                          "object graphs")
@@ -397,7 +407,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.epochs is not None and fused:  # every member that trains for epochs
         member_params = dict(params.get("member_params") or {})
         for name in args.method.split("+"):
-            if "epochs" in make_model(name, {}).defaults():
+            if "epochs" in _method_defaults(name):
                 member_params[name] = {"epochs": args.epochs, **member_params.get(name, {})}
         params["member_params"] = member_params
     model = make_model(args.method, params)

@@ -164,14 +164,14 @@ def explain_frames(model_dir: str | Path, videos: Mapping[str, str | Path],
     from stgraph.explain import EDGE_TYPE_NAMES, explain_nodes
     from stgraph.graphs.window import CentredWindows
     from stgraph.models.anograph import with_features
+    from stgraph.models.late_fusion import object_member
     from stgraph.pipeline import Pipeline
 
     pipe = Pipeline.load(model_dir, cache_dir=cache_dir, progress=False)
     model = pipe.model
     name = type(model).__name__
-    # a late fusion explains its objects by its object-graph member (whose object rows it keeps)
-    model = next((m for m in getattr(model, "members_", ()) if hasattr(m, "graph_builder")),
-                 model)
+    # a late fusion explains its objects by the member whose object rows it keeps
+    model = object_member(model) or model
     if not (hasattr(model, "graph_builder") and hasattr(model, "score_embeddings")):
         return {}, f"{name} scores without an object graph: no per-object explanation"
     out: dict[str, dict] = {}

@@ -206,3 +206,13 @@ def test_cli_default_without_a_detector_says_what_to_use(dataset, tmp_path: Path
     message = capsys.readouterr().err
     assert "needs a detector" in message and "--method stm_ae --detector none" in message
     assert not (tmp_path / "m").exists()
+
+
+def test_detections_without_an_image_size_still_score(fitted):
+    import dataclasses
+
+    model, test = fitted
+    bare = [dataclasses.replace(d, image_size=None) for d in test.detections]
+    table = model.score(FramesAndDetections(test.frames, bare), video="v")
+    np.testing.assert_allclose(table.frame_scores(kind="frame")["v"].scores,
+                               model.score(test, video="v").frame_scores(kind="frame")["v"].scores)

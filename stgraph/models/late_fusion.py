@@ -39,7 +39,8 @@ from stgraph.registry import RegistryError, lookup
 from stgraph.scores import ScoreTable
 from stgraph.scores.fusion import FrameFuser, _check_weights, fuse
 
-__all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer", "DEFAULT_MEMBERS"]
+__all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer", "DEFAULT_MEMBERS",
+           "object_member"]
 
 #: What a member may consume (the two halves of one ``FramesAndDetections`` video).
 MEMBER_KINDS = ("detections", "frames")
@@ -60,6 +61,14 @@ class FramesAndDetections(NamedTuple):
 
     frames: Any
     detections: Sequence[Detections]
+
+
+def object_member(model: Any) -> Any | None:
+    """The member whose object rows a fitted late fusion keeps (its first member that scores
+    detections, e.g. Ano-Graph); None for a model that is not a fusion or has no such member.
+    Boxes, explanations and object-graph tools of a fusion go through this member."""
+    return next((m for m in getattr(model, "members_", ())
+                 if getattr(m, "consumes", None) == "detections"), None)
 
 
 def _as_video(video: Any, where: str) -> FramesAndDetections:
@@ -161,9 +170,6 @@ class LateFusion(BaseEstimator):
     def _member_input(member: BaseEstimator, video: FramesAndDetections) -> Any:
         return video.detections if member.consumes == "detections" else video.frames
 
-    def _scales(self) -> list[ScoreQuantiles]:
-        return [m.train_scores_ for m in self.members_]
-
     # ------------------------------------------------------------------ fit / score
     def fit(self, X: Sequence[Any], y: Any = None) -> "LateFusion":
         """Fit every member on the training videos (``FramesAndDetections`` each); returns self."""
@@ -177,38 +183,35 @@ class LateFusion(BaseEstimator):
         from tqdm.auto import tqdm
 
         # the fused scores of the training videos, for the alarm threshold (threshold_)
-        fused = [self._fused_frame_scores(members, v, f"train{i}", None)
-                 for i, v in enumerate(tqdm(videos, desc="LateFusion training scores",
-                                            unit="video", disable=not self.progress,
-                                            leave=False))]
+        videos_bar = tqdm(videos, desc="LateFusion training scores", unit="video",
+                          disable=not self.progress, leave=False)
+        fused = [self._fused(members, v, "train", None)[1].frame_scores()["train"].scores
+                 for v in videos_bar]
         train_scores = ScoreQuantiles.from_scores(np.concatenate(fused))
         self.members_, self.train_scores_ = members, train_scores
         return self
 
-    def _member_tables(self, members: Sequence[BaseEstimator], video: FramesAndDetections,
-                       name: str, fps: float | None) -> list[ScoreTable]:
-        return [m.score(self._member_input(m, video), video=name, fps=fps) for m in members]
-
-    def _fused_frame_scores(self, members: Sequence[BaseEstimator], video: FramesAndDetections,
-                            name: str, fps: float | None) -> np.ndarray:
-        tables = self._member_tables(members, video, name, fps)
-        fused = fuse(tables, self.weights, train_scores=[m.train_scores_ for m in members])
-        return fused.frame_scores()[name].scores
+    def _fused(self, members: Sequence[BaseEstimator], video: FramesAndDetections, name: str,
+               fps: float | None) -> tuple[list[ScoreTable], ScoreTable]:
+        """The members' tables of one video and their fused frame rows."""
+        tables = [m.score(self._member_input(m, video), video=name, fps=fps) for m in members]
+        return tables, fuse(tables, self.weights, train_scores=[m.train_scores_ for m in members])
 
     def score(self, X: Any, video: str = "video", *, fps: float | None = None) -> ScoreTable:
         """One video's table: fused frame rows (with the first frame-level member's pixel maps)
-        plus the object rows of the object-level members."""
+        plus the object rows of :func:`object_member`."""
         self.check_is_fitted("score")
         item = _as_video(X, "the video")
-        tables = self._member_tables(self.members_, item, video, fps)
-        fused = fuse(tables, self.weights, train_scores=self._scales())
+        tables, fused = self._fused(self.members_, item, video, fps)
         maps = next((t.pixel_maps[video] for t in tables if video in t.pixel_maps), None)
-        hw = tuple(item.detections[0].image_size) if len(item.detections) else None
+        size = item.detections[0].image_size if len(item.detections) else None
+        hw = None if size is None else tuple(size)
         frames = fused.video_frames[video]
         rows = ScoreTable.from_frames(video, frames, fused.frame_scores()[video].scores,
                                       video_frames=frames, pixel_maps=maps, image_hw=hw)
+        main = object_member(self)
         objects = [t.select(kind="object") for m, t in zip(self.members_, tables)
-                   if m.consumes == "detections" and "object" in t.kinds]
+                   if m is main and "object" in t.kinds]
         return ScoreTable.concat([rows, *objects])
 
     def stream_scorer(self, fps: float | None = None, radius: int | None = None,
@@ -271,7 +274,9 @@ class FusionStreamScorer:
             if member.consumes == "detections":
                 options = {"radius": radius, "explain_top_k": explain_top_k}
             self.scorers.append(member.stream_scorer(fps=fps, **options))
-        self.fuser = FrameFuser(model._scales(), model.weights)
+        self.fuser = FrameFuser([m.train_scores_ for m in model.members_], model.weights)
+        main = object_member(model)
+        self._main = next((i for i, m in enumerate(model.members_) if m is main), None)
         self._parts: dict[int, list[Any]] = {}
 
     @property
@@ -328,9 +333,7 @@ class FusionStreamScorer:
         from stgraph.stream import STAGES, FrameResult
 
         parts = self._parts.pop(frame)
-        members = self.model.members_
-        main = next((p for m, p in zip(members, parts)
-                     if p is not None and m.consumes == "detections"), None)
+        main = parts[self._main] if self._main is not None else None
         main = main or next(p for p in parts if p is not None)
         pixel_map = next((p.pixel_map for p in parts
                           if p is not None and p.pixel_map is not None), None)
