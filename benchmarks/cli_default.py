@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,19 +32,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-STGRAPH = [sys.executable, "-m", "stgraph.cli"]
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the stgraph subprocesses inherit it
+from training_size import stgraph  # noqa: E402
 PROTOCOLS = {"raw": [], "smooth9": ["--smooth", "9"], "papers": ["--normalize", "--smooth", "15"]}
-
-
-def run(args: Sequence[str], cwd: Path) -> tuple[float, str]:
-    """Run ``stgraph ARGS`` in ``cwd``; (seconds, stdout). Raises on a non-zero exit."""
-    t0 = time.perf_counter()
-    done = subprocess.run([*STGRAPH, "--quiet", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get(
-                              "OMP_NUM_THREADS", "1")})
-    if done.returncode:
-        raise RuntimeError(f"stgraph {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return time.perf_counter() - t0, done.stdout
 
 
 def first_test_video(root: Path) -> Path:
@@ -61,22 +51,22 @@ def run_dataset(name: str, root: Path, weights: Path, method: str | None, work: 
 
     work.mkdir(parents=True, exist_ok=True)
     chosen = [] if method is None else ["--method", method]
-    fit_s, out = run(["fit", "--train", str(root), "--weights", str(weights), *chosen,
-                      "--out", "model"], work)
+    fit_s, out = stgraph("fit", "--train", str(root), "--weights", str(weights), *chosen,
+                         "--out", "model", cwd=work)
     print(f"[{name}] fit {fit_s:.0f} s: {out.strip()}", flush=True)
-    score_s, out = run(["score", "--model", "model", "--video", str(root), "--out", "scores.csv"],
-                       work)
+    score_s, out = stgraph("score", "--model", "model", "--video", str(root),
+                           "--out", "scores.csv", cwd=work)
     print(f"[{name}] score {score_s:.0f} s: {out.strip()}", flush=True)
     metrics = {}
     for protocol, options in PROTOCOLS.items():
-        _, out = run(["eval", "--scores", "scores.csv", "--labels", str(root), *options,
-                      "--out", f"metrics_{protocol}.json"], work)
+        _, out = stgraph("eval", "--scores", "scores.csv", "--labels", str(root), *options,
+                         "--out", f"metrics_{protocol}.json", cwd=work)
         found = json.loads((work / f"metrics_{protocol}.json").read_text())
         metrics[protocol] = {k: found[k] for k in ("micro_auc", "macro_auc", "eer") if k in found}
         print(f"[{name}] {protocol}: {out.strip().splitlines()[0]}", flush=True)
     video = first_test_video(root)
-    watch_s, _ = run(["watch", "--model", "model", "--video", str(video), "--scores", "live.csv"],
-                     work)
+    watch_s, _ = stgraph("watch", "--model", "model", "--video", str(video),
+                         "--scores", "live.csv", cwd=work)
     live = ScoreTable.read_csv(work / "live.csv").frame_scores()
     batch = ScoreTable.read_csv(work / "scores.csv").frame_scores()
     (key,) = live

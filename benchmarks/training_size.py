@@ -26,12 +26,15 @@ DATA = Path(os.environ.get("STGRAPH_SHARED_DATA", REPO.parent / "shared" / "data
 DETECTOR = ["--detector", "yolox", "--weights", str(DATA / "models" / "yolox_nano.onnx")]
 
 
-def stgraph(*args: str) -> None:
-    """Run one ``stgraph`` command (the installed console script's module) or fail loudly."""
-    done = subprocess.run([sys.executable, "-m", "stgraph.cli", "--quiet", *args],
+def stgraph(*args: str, cwd: Path | None = None) -> tuple[float, str]:
+    """Run one quiet ``stgraph`` command (the console script's module) in ``cwd``; returns
+    (seconds, stdout) or fails loudly."""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "stgraph.cli", "--quiet", *args], cwd=cwd,
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"stgraph {args[0]} failed: {done.stderr.strip()}")
+    return time.perf_counter() - t0, done.stdout
 
 
 def subset_root(ped2: Path, k: int, where: Path) -> Path:
