@@ -66,3 +66,20 @@ def write_avenue_mat(path: Path, masks: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     scipy.io.savemat(str(path), {"volLabel": cell})
     return path
+
+
+def write_synthetic_dataset(root: Path, n_train: int, n_test: int, n_frames: int,
+                            size: tuple[int, int] = (96, 128), labels: bool = False) -> Path:
+    """ROOT/training/videos/*.avi and ROOT/testing/videos/*.avi from the synthetic scene
+    generator (seed 3, 3 people), plus ROOT/ground_truth/frame_labels.npz with ``labels``."""
+    from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
+
+    for video in make_normal_videos(n_train, seed=3, n_frames=n_frames, n_people=3, size=size):
+        video.write_video(root / "training" / "videos" / f"{video.name}.avi")
+    tests = make_test_videos(n_test, seed=3, n_frames=n_frames, n_people=3, size=size)
+    for video in tests:
+        video.write_video(root / "testing" / "videos" / f"{video.name}.avi")
+    if labels:
+        (root / "ground_truth").mkdir()
+        np.savez(root / "ground_truth" / "frame_labels.npz", **{v.name: v.labels for v in tests})
+    return root

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from dataset_fakes import write_synthetic_dataset
 from stgraph.cli import main
-from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
 from stgraph.scores import ScoreTable
 
 SIZE = (96, 128)  # (H, W)
@@ -21,15 +21,8 @@ N_FRAMES = 24
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """ROOT/training/videos/*.avi, ROOT/testing/videos/*.avi, ROOT/ground_truth/frame_labels.npz."""
-    root = tmp_path_factory.mktemp("dataset")
-    for video in make_normal_videos(2, seed=3, n_frames=N_FRAMES, n_people=3, size=SIZE):
-        video.write_video(root / "training" / "videos" / f"{video.name}.avi")
-    tests = make_test_videos(2, seed=3, n_frames=N_FRAMES, n_people=3, size=SIZE)
-    for video in tests:
-        video.write_video(root / "testing" / "videos" / f"{video.name}.avi")
-    (root / "ground_truth").mkdir()
-    np.savez(root / "ground_truth" / "frame_labels.npz", **{v.name: v.labels for v in tests})
-    return root
+    return write_synthetic_dataset(tmp_path_factory.mktemp("dataset"), 2, 2, N_FRAMES, SIZE,
+                                   labels=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataset_fakes import write_synthetic_dataset
 from stgraph.cli import main
-from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
 from stgraph.engine import LocalEngine, make_engine, pack_pipeline, unpack_pipeline
 
 SIZE = (96, 128)  # (H, W)
@@ -25,12 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("dataset")
-    for video in make_normal_videos(2, seed=3, n_frames=20, n_people=3, size=SIZE):
-        video.write_video(root / "training" / "videos" / f"{video.name}.avi")
-    for video in make_test_videos(3, seed=3, n_frames=20, n_people=3, size=SIZE):
-        video.write_video(root / "testing" / "videos" / f"{video.name}.avi")
-    return root
+    return write_synthetic_dataset(tmp_path_factory.mktemp("dataset"), 2, 3, 20, SIZE)
 
 
 def fit_args(dataset: Path, out: Path, cache: Path, *engine: str) -> list[str]:

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from contract_data import contract_inputs
-from stgraph.cli import main
-from stgraph.datasets.synthetic import make_normal_videos, make_test_videos
-from stgraph.cli import DEFAULT_METHOD
+from dataset_fakes import write_synthetic_dataset
+from stgraph.cli import DEFAULT_METHOD, main
 from stgraph.models.late_fusion import DEFAULT_MEMBERS, FramesAndDetections, LateFusion
 from stgraph.scores import ScoreTable
 from stgraph.scores.fusion import TrainScale
@@ -102,12 +101,7 @@ def test_inputs_must_pair_frames_with_detections(fitted):
 # ---------------------------------------------------------------------- CLI and pipeline
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("dataset")
-    for video in make_normal_videos(2, seed=3, n_frames=20, n_people=3, size=SIZE):
-        video.write_video(root / "training" / "videos" / f"{video.name}.avi")
-    for video in make_test_videos(1, seed=3, n_frames=20, n_people=3, size=SIZE):
-        video.write_video(root / "testing" / "videos" / f"{video.name}.avi")
-    return root
+    return write_synthetic_dataset(tmp_path_factory.mktemp("dataset"), 2, 1, 20, SIZE)
 
 
 def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_path: Path):
