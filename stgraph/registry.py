@@ -73,6 +73,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "strl": "stgraph.models.strl:STRL",
         "evidence": "stgraph.models.evidence:EvidenceFusion",
         "late_fusion": "stgraph.models.late_fusion:LateFusion",
+        "patch_knn": "stgraph.models.patch_knn:PatchKNN",
     },
 }
 

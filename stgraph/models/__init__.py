@@ -10,6 +10,7 @@ training functions and an estimator that follows one contract (:mod:`stgraph.mod
     STRL              STAE + object-scene relation learning (:mod:`stgraph.models.strl`)
     SSRL, LinearMIL   weakly supervised patch-relation model and its linear MIL baseline
     EvidenceFusion    calibrated kNN/GMM/Mahalanobis scorers per feature group, summed
+    PatchKNN          appearance memory: nearest normal patch (MobileNetV2) at each place
     LateFusion        several methods (e.g. Ano-Graph + STM-AE), frame scores fused on the
                       training scale (``stgraph fit --method anograph+stm_ae``)
 
@@ -30,7 +31,7 @@ _LAZY = {"FrameDifference": "stgraph.models.frame_difference", "STMAE": "stgraph
          "DissociationAE": "stgraph.models.dissociation", "STRL": "stgraph.models.strl",
          "SSRL": "stgraph.models.ssrl", "LinearMIL": "stgraph.models.ssrl",
          "EvidenceFusion": "stgraph.models.evidence",
-         "LateFusion": "stgraph.models.late_fusion"}
+         "LateFusion": "stgraph.models.late_fusion", "PatchKNN": "stgraph.models.patch_knn"}
 
 __all__ = ["AnoGraph", "AnoGraphDGI", "train_dgi", "BaseEstimator", "BaseModel",
            "ModelFileError", "NotFittedError", "ScoreQuantiles", "load_model", *_LAZY]

@@ -1,0 +1,156 @@
+"""PatchKNN: nearest normal patch at each place (random-init backbone: no data files needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detectors.base import Detections
+from stgraph.models.patch_knn import PatchKNN, patch_distances
+
+SMALL = {"layer": 6, "short_side": 64, "progress": False}   # stride 8: an 8 x 10 patch grid
+
+
+def _scene(n_frames: int, seed: int, hw: tuple[int, int] = (64, 80)) -> np.ndarray:
+    """uint8 [T, H, W, 3]: one textured background (the same in every video) plus pixel noise."""
+    background = np.random.default_rng(0).integers(60, 200, (*hw, 3))
+    noise = np.random.default_rng(seed).integers(-6, 7, (n_frames, *hw, 3))
+    return np.clip(background[None] + noise, 0, 255).astype(np.uint8)
+
+
+def _with_square(frames: np.ndarray, y: int = 16, x: int = 40, side: int = 16) -> np.ndarray:
+    out = frames.copy()
+    out[:, y:y + side, x:x + side] = 255
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted() -> PatchKNN:
+    return PatchKNN(**SMALL).fit([_scene(6, 1), _scene(6, 2)])
+
+
+def _brute_force(query, bank, r, exclude=None):
+    b, _, h, w = query.shape
+    out = torch.zeros(b, h, w)
+    for k in range(b):
+        for i in range(h):
+            for j in range(w):
+                best = float("inf")
+                for n in range(bank.shape[0]):
+                    if exclude is not None and exclude[k, n]:
+                        continue
+                    for y in range(max(0, i - r), min(h, i + r + 1)):
+                        for x in range(max(0, j - r), min(w, j + r + 1)):
+                            best = min(best, float((query[k, :, i, j] - bank[n, :, y, x]).norm()))
+                out[k, i, j] = best
+    return out
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+def test_patch_distances_equal_a_brute_force_search(radius):
+    g = torch.Generator().manual_seed(0)
+    query, bank = torch.randn(2, 3, 4, 5, generator=g), torch.randn(3, 3, 4, 5, generator=g)
+    exclude = torch.tensor([[True, False, False], [False, False, True]])
+    for mask in (None, exclude):
+        got = patch_distances(query, bank, (bank * bank).sum(1), radius, mask)
+        torch.testing.assert_close(got, _brute_force(query, bank, radius, mask), atol=1e-4,
+                                   rtol=1e-4)
+
+
+def test_a_patch_equal_to_a_bank_patch_one_cell_away_matches_only_with_a_neighbourhood():
+    bank = torch.zeros(1, 2, 3, 3)
+    bank[0, :, 1, 2] = torch.tensor([3.0, 4.0])
+    query = torch.zeros(1, 2, 3, 3)
+    query[0, :, 1, 1] = torch.tensor([3.0, 4.0])       # the bank's patch, one cell to the left
+    sq = (bank * bank).sum(1)
+    assert float(patch_distances(query, bank, sq, 0)[0, 1, 1]) == pytest.approx(5.0)
+    assert float(patch_distances(query, bank, sq, 1)[0, 1, 1]) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_fit_keeps_a_bank_of_evenly_spaced_frames_and_leave_one_video_out_scores(fitted):
+    assert tuple(fitted.bank_.shape) == (12, 32, 8, 10)        # 12 frames, block 6: 32 channels
+    assert fitted.bank_.dtype == torch.float16
+    assert fitted.input_hw_ == (64, 80) and fitted.n_train_frames_ == 12
+    # each frame was scored against the other video: noise apart, not zero
+    assert fitted.train_scores_.count == 12 and fitted.train_scores_.quantile(0.0) > 0
+    capped = PatchKNN(**{**SMALL, "max_bank_frames": 5}).fit([_scene(6, 1), _scene(6, 2)])
+    assert capped.bank_.shape[0] == 5
+
+
+def test_one_training_video_is_held_out_by_halves():
+    model = PatchKNN(**SMALL).fit([_scene(8, 1)])
+    assert model.train_scores_.count == 8 and model.train_scores_.quantile(0.0) > 0
+
+
+def test_a_foreign_square_scores_above_normal_frames_and_its_map_peaks_there(fitted):
+    normal = fitted.score(_scene(4, 3), video="n").frame_scores()["n"].scores
+    table = fitted.score(_with_square(_scene(4, 3)), video="a")
+    anomalous = table.frame_scores()["a"].scores
+    assert anomalous.min() > normal.max()
+    maps = table.pixel_maps["a"].maps.astype(np.float32)        # [T, 8, 10] patch distances
+    assert maps.shape == (4, 8, 10)
+    peak = np.unravel_index(maps[0].argmax(), maps[0].shape)
+    assert 1 <= peak[0] <= 4 and 4 <= peak[1] <= 7                # cells of rows 16-32, cols 40-56
+
+
+def test_object_rows_score_the_map_inside_each_box(fitted):
+    frames = _with_square(_scene(2, 3))
+    boxes = np.array([[40, 16, 56, 32], [0, 40, 16, 56]], np.float32)     # square, background
+    dets = [Detections(boxes=boxes, scores=np.ones(2, np.float32), labels=np.zeros(2, np.int64),
+                       frame_index=t, image_size=(64, 80)) for t in range(2)]
+    objects = fitted.score(frames, video="v", detections=dets).select(kind="object")
+    scores = objects["score"].reshape(2, 2)
+    assert (scores[:, 0] > scores[:, 1]).all()
+
+
+def test_frames_of_another_size_are_resized_to_the_training_size(fitted):
+    big = np.repeat(np.repeat(_scene(2, 3), 2, axis=1), 2, axis=2)        # 128 x 160
+    table = fitted.score(big, video="big")
+    assert table.pixel_maps["big"].maps.shape == (2, 8, 10)
+    small = fitted.score(_scene(2, 3), video="s").frame_scores()["s"].scores
+    assert np.all(table.frame_scores()["big"].scores < 2 * small.max())
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"layer": 19}, ValueError, "layer must be a MobileNetV2 block"),
+    ({"short_side": 8}, ValueError, "short_side"),
+    ({"weights": "no/such/weights.pt"}, FileNotFoundError, "no/such/weights.pt"),
+])
+def test_bad_parameters_are_named(params, error, match):
+    with pytest.raises(error, match=match):
+        PatchKNN(**{**SMALL, **params}).fit([_scene(3, 1)])
+
+
+def test_anomalous_training_labels_and_empty_input_are_refused():
+    with pytest.raises(ValueError, match="normal videos only"):
+        PatchKNN(**SMALL).fit([_scene(3, 1)], y=[1])
+    with pytest.raises(ValueError, match="at least one video"):
+        PatchKNN(**SMALL).fit([])
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_asks_for_the_backbone_and_gives_it_to_the_patch_knn_member(tmp_path, capsys,
+                                                                        monkeypatch):
+    from dataset_fakes import write_synthetic_dataset
+    from stgraph import cli
+
+    dataset = write_synthetic_dataset(tmp_path / "data", 1, 1, 6, (64, 80))
+    assert cli.main(["--quiet", "fit", "--train", str(dataset), "--method", "patch_knn",
+                     "--detector", "none", "--out", str(tmp_path / "m")]) == 2
+    assert "give --backbone FILE" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    built = []
+    real = cli.make_model
+    monkeypatch.setattr(cli, "make_model", lambda method, params:
+                        built.append((method, params)) or real(method, params))
+    monkeypatch.setattr("stgraph.pipeline.Pipeline.fit", lambda self, *a, **k: self)
+    monkeypatch.setattr("stgraph.pipeline.Pipeline.save", lambda self, out: out)
+    weights = tmp_path / "mobilenet.pt"
+    torch.save(torch.nn.Linear(1, 1).state_dict(), weights)
+    assert cli.main(["--quiet", "fit", "--train", str(dataset), "--method",
+                     "anograph+patch_knn", "--detector", "motion", "--features", "geometry",
+                     "--backbone", str(weights), "--epochs", "2",
+                     "--out", str(tmp_path / "m")]) == 0
+    method, params = next(call for call in built if "+" in call[0])
+    assert params["member_params"] == {"anograph": {"epochs": 2},
+                                       "patch_knn": {"weights": str(weights)}}
