@@ -104,7 +104,7 @@ def with_foreign_object(frames: np.ndarray, source: Path, seed: int) -> np.ndarr
 
 
 def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
-                folds: int, methods: Sequence[str] = SINGLE) -> dict:
+                folds: int, methods: Sequence[str] = SINGLE, dump: Path | None = None) -> dict:
     ped2_autoencoders.SHARED = data
     train, _, _, _ = ped2_autoencoders.videos_of(name, data / "ucsd_ped2")
     fused_candidates = fusions(methods)
@@ -141,6 +141,11 @@ def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
                     fused = fuse([by_method[m][which] for m in members],
                                  train_scores=[quantiles[m] for m in members])
                     scores[pair][which].append(fused.frame_scores()[video].scores)
+    if dump is not None:  # every frame score: {candidate}|{normal or family}|{video number}
+        dump.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(dump / f"{name}_proxy_scores.npz", **{
+            f"{c}|{which}|{i}": array for c, parts in scores.items()
+            for which, arrays in parts.items() for i, array in enumerate(arrays)})
     proxy: dict[str, dict[str, float]] = {}
     for candidate, parts in scores.items():
         normal = np.concatenate(parts["normal"])
@@ -166,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="methods measured; the first must be anograph (its fusions with the "
                         "others are the candidates)")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--dump", type=Path, default=None,
+                   help="also write every frame score of every candidate here (npz per dataset)")
     args = p.parse_args(argv)
     if args.methods[0] != "anograph":
         p.error("--methods must start with anograph")
@@ -184,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "datasets": {}}
     for name in args.datasets:
         report["datasets"][name] = run_dataset(name, args.data, weights, args.cache, args.seed,
-                                               args.folds, args.methods)
+                                               args.folds, args.methods, args.dump)
     methods = list(next(iter(report["datasets"].values()))["proxy_auc"])
     report["mean_proxy_auc"] = {c: float(np.mean([d["proxy_auc"][c]["mean"]
                                                   for d in report["datasets"].values()]))

@@ -61,6 +61,27 @@ def test_weights_select_and_scale_the_members(fitted):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
 
 
+def test_smooth_is_a_trailing_mean_in_batch_and_in_the_stream(fitted):
+    from stgraph.stream import AnalysedFrame
+
+    model, test = fitted
+    raw = model.score(test, video="v").frame_scores(kind="frame")["v"].scores
+    smoothed = LateFusion(members=PAIR, smooth=3, progress=False)
+    smoothed.members_, smoothed.train_scores_ = model.members_, model.train_scores_
+    got = smoothed.score(test, video="v").frame_scores(kind="frame")["v"].scores
+    expected = [raw[0], (raw[0] + raw[1]) / 2] + [raw[t - 2:t + 1].mean()
+                                                  for t in range(2, len(raw))]
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    scorer = smoothed.stream_scorer()
+    for video in range(2):  # reset between videos: no score carried over
+        results = [r for t, (image, d) in enumerate(zip(test.frames, test.detections))
+                   for r in scorer.push(AnalysedFrame(d, t / 10.0, image))] + scorer.flush()
+        np.testing.assert_array_equal([r.frame_score for r in results], got)
+        scorer.reset()
+    with pytest.raises(ValueError, match="smooth"):
+        LateFusion(members=PAIR, smooth=0, progress=False).fit([test])
+
+
 def test_training_scores_are_the_fused_scores_of_the_training_videos(fitted):
     model, _ = fitted
     train, _, _ = contract_inputs("frames+detections")

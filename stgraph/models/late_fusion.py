@@ -11,7 +11,10 @@ what it consumes, and scores a video by :func:`stgraph.scores.fusion.fuse` with 
 
 Nothing is tuned on labels, and the scale is fixed before a test video starts, so live scoring
 (:class:`FusionStreamScorer`) gives the batch scores exactly. A frame a member did not score (no
-object detected, no history yet) counts as ``z = 0`` for it.
+object detected, no history yet) counts as ``z = 0`` for it. With ``smooth`` > 1 each frame's
+fused score is the mean over the last ``smooth`` frames of its video
+(:func:`~stgraph.scores.fusion.trailing_mean`: past frames only, so live scoring still equals
+batch scoring, with no added delay).
 
 One video is a :class:`FramesAndDetections`: the frames (path, frame folder, ``FrameSource`` or
 uint8 ``[T, H, W, 3]`` BGR) and the detector's ``list[Detections]`` of the same frames, with node
@@ -34,10 +37,11 @@ import numpy as np
 from torch import Tensor
 
 from detectors.base import Detections
-from stgraph.models.base import BaseEstimator, ModelFileError, ScoreQuantiles, check_seed
+from stgraph.models.base import (BaseEstimator, ModelFileError, ScoreQuantiles, check_int,
+                                 check_seed)
 from stgraph.registry import RegistryError, lookup
 from stgraph.scores import ScoreTable
-from stgraph.scores.fusion import FrameFuser, _check_weights, fuse
+from stgraph.scores.fusion import FrameFuser, _check_weights, fuse, trailing_mean
 
 __all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer", "DEFAULT_MEMBERS",
            "object_member"]
@@ -96,6 +100,8 @@ class LateFusion(BaseEstimator):
             chosen on training videos only (``benchmarks/default_choice.py``).
         member_params: ``{name: {parameter: value}}`` on top of each member's defaults.
         weights: float [n_members] >= 0 (None: equal, summing to 1).
+        smooth: causal smoothing of the fused score: the mean over the last ``smooth``
+            frames of the video (1 = none).
         seed: seed of every member that takes one.
         progress: show the members' training progress bars.
 
@@ -110,11 +116,12 @@ class LateFusion(BaseEstimator):
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS,
                  member_params: dict[str, dict[str, Any]] | None = None,
-                 weights: tuple[float, ...] | None = None, seed: int = 0,
+                 weights: tuple[float, ...] | None = None, smooth: int = 1, seed: int = 0,
                  progress: bool = True) -> None:
         self.members = members
         self.member_params = member_params
         self.weights = weights
+        self.smooth = smooth
         self.seed = seed
         self.progress = progress
 
@@ -177,6 +184,7 @@ class LateFusion(BaseEstimator):
         if not videos:
             raise ValueError("LateFusion.fit needs at least one training video")
         _check_weights(self.weights, len(self._member_classes()))
+        check_int("smooth", self.smooth, 1)
         members = self._new_members()
         for member in members:
             member.fit([self._member_input(member, v) for v in videos])
@@ -185,30 +193,32 @@ class LateFusion(BaseEstimator):
         # the fused scores of the training videos, for the alarm threshold (threshold_)
         videos_bar = tqdm(videos, desc="LateFusion training scores", unit="video",
                           disable=not self.progress, leave=False)
-        fused = [self._fused(members, v, "train", None)[1].frame_scores()["train"].scores
-                 for v in videos_bar]
+        fused = [self._fused(members, v, "train", None)[2] for v in videos_bar]
         train_scores = ScoreQuantiles.from_scores(np.concatenate(fused))
         self.members_, self.train_scores_ = members, train_scores
         return self
 
     def _fused(self, members: Sequence[BaseEstimator], video: FramesAndDetections, name: str,
-               fps: float | None) -> tuple[list[ScoreTable], ScoreTable]:
-        """The members' tables of one video and their fused frame rows."""
+               fps: float | None) -> tuple[list[ScoreTable], np.ndarray, np.ndarray]:
+        """The members' tables of one video, its frames int64 [T] and their fused (and
+        ``smooth``-ed) scores float64 [T]."""
         tables = [m.score(self._member_input(m, video), video=name, fps=fps) for m in members]
-        return tables, fuse(tables, self.weights, train_scores=[m.train_scores_ for m in members])
+        fused = fuse(tables, self.weights, train_scores=[m.train_scores_ for m in members])
+        return (tables, fused.video_frames[name],
+                trailing_mean(fused.frame_scores()[name].scores, self.smooth))
 
     def score(self, X: Any, video: str = "video", *, fps: float | None = None) -> ScoreTable:
         """One video's table: fused frame rows (with the first frame-level member's pixel maps)
         plus the object rows of :func:`object_member`."""
         self.check_is_fitted("score")
         item = _as_video(X, "the video")
-        tables, fused = self._fused(self.members_, item, video, fps)
+        check_int("smooth", self.smooth, 1)
+        tables, frames, scores = self._fused(self.members_, item, video, fps)
         maps = next((t.pixel_maps[video] for t in tables if video in t.pixel_maps), None)
         size = item.detections[0].image_size if len(item.detections) else None
         hw = None if size is None else tuple(size)
-        frames = fused.video_frames[video]
-        rows = ScoreTable.from_frames(video, frames, fused.frame_scores()[video].scores,
-                                      video_frames=frames, pixel_maps=maps, image_hw=hw)
+        rows = ScoreTable.from_frames(video, frames, scores, video_frames=frames,
+                                      pixel_maps=maps, image_hw=hw)
         main = object_member(self)
         objects = [t.select(kind="object") for m, t in zip(self.members_, tables)
                    if m is main and "object" in t.kinds]
@@ -278,6 +288,7 @@ class FusionStreamScorer:
         main = object_member(model)
         self._main = next((i for i, m in enumerate(model.members_) if m is main), None)
         self._parts: dict[int, list[Any]] = {}
+        self._recent: list[float] = []   # the last fused scores, for LateFusion.smooth
 
     @property
     def latency_frames(self) -> int:
@@ -288,6 +299,7 @@ class FusionStreamScorer:
             scorer.reset()
         self.fuser.reset()
         self._parts = {}
+        self._recent = []
 
     def push(self, frame: Any) -> list[Any]:
         """Add the next ``AnalysedFrame`` (image and detections); returns the fused results that
@@ -316,6 +328,7 @@ class FusionStreamScorer:
             for result in scorer.flush():
                 out += self._take(i, result)
         out += [self._result(f, score) for f, score in self.fuser.flush()]
+        self._recent = []
         return out
 
     def run(self, frames: Any):
@@ -332,6 +345,8 @@ class FusionStreamScorer:
     def _result(self, frame: int, fused: float) -> Any:
         from stgraph.stream import STAGES, FrameResult
 
+        self._recent = (self._recent + [fused])[-int(self.model.smooth):]
+        fused = float(np.mean(np.asarray(self._recent)))      # as trailing_mean in score()
         parts = self._parts.pop(frame)
         main = parts[self._main] if self._main is not None else None
         main = main or next(p for p in parts if p is not None)

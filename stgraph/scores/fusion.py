@@ -43,7 +43,7 @@ from stgraph.scores.table import ScoreTable
 if TYPE_CHECKING:  # not imported at run time: stgraph.models imports torch and stgraph.scores
     from stgraph.models.base import ScoreQuantiles
 
-__all__ = ["fuse", "FrameFuser", "TrainScale", "SCALES"]
+__all__ = ["fuse", "FrameFuser", "TrainScale", "SCALES", "trailing_mean"]
 
 SCALES = ("train", "video")
 
@@ -163,6 +163,22 @@ def fuse(tables: Sequence[ScoreTable], weights: Sequence[float] | None = None,
     return ScoreTable.concat([
         ScoreTable.from_frames(video, frames, _weighted_sum(weights, [z[video] for z in scaled]))
         for video, frames in tables[0].video_frames.items()])
+
+
+def trailing_mean(scores: np.ndarray, window: int) -> np.ndarray:
+    """Causal moving average of one video's frame scores: ``out[t]`` is the mean of
+    ``scores[max(0, t - window + 1) : t + 1]`` (float64 [T]; ``window`` 1 returns the scores).
+
+    Unlike ``frame_scores(smooth=...)`` (centred, offline) it looks at past frames only, so a
+    live scorer that keeps the last ``window`` scores gives the same values with no delay.
+    """
+    scores = np.asarray(scores, np.float64)
+    window = int(window)
+    if window < 1:
+        raise ScoreTableError(f"trailing_mean: window must be >= 1, got {window}")
+    if window == 1:
+        return scores.copy()
+    return np.array([np.mean(scores[max(0, t - window + 1):t + 1]) for t in range(len(scores))])
 
 
 class FrameFuser:
