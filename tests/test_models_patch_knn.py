@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from detectors.base import Detections
-from stgraph.models.patch_knn import PatchKNN, patch_distances
+from stgraph.models.patch_knn import PatchKNN, greedy_coreset, neighbour_memory, patch_distances
 
-SMALL = {"layer": 6, "short_side": 64, "progress": False}   # stride 8: an 8 x 10 patch grid
+SMALL = {"layer": 6, "short_side": 64, "memory_per_cell": 16, "progress": False}   # stride 8: an 8 x 10 patch grid
 
 
 def _scene(n_frames: int, seed: int, hw: tuple[int, int] = (64, 80)) -> np.ndarray:
@@ -29,52 +29,55 @@ def fitted() -> PatchKNN:
     return PatchKNN(**SMALL).fit([_scene(6, 1), _scene(6, 2)])
 
 
-def _brute_force(query, bank, r, exclude=None):
+def _brute_force(query, memory, r):
+    """Nearest kept patch within r cells, by loops: float32 [B, h, w]."""
     b, _, h, w = query.shape
     out = torch.zeros(b, h, w)
     for k in range(b):
         for i in range(h):
             for j in range(w):
-                best = float("inf")
-                for n in range(bank.shape[0]):
-                    if exclude is not None and exclude[k, n]:
-                        continue
-                    for y in range(max(0, i - r), min(h, i + r + 1)):
-                        for x in range(max(0, j - r), min(w, j + r + 1)):
-                            best = min(best, float((query[k, :, i, j] - bank[n, :, y, x]).norm()))
-                out[k, i, j] = best
+                near = memory[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].reshape(-1, memory.shape[-1])
+                out[k, i, j] = (near - query[k, :, i, j]).norm(dim=1).min()
     return out
 
 
-@pytest.mark.parametrize("radius", [0, 1])
+@pytest.mark.parametrize("radius", [0, 1, 2])
 def test_patch_distances_equal_a_brute_force_search(radius):
     g = torch.Generator().manual_seed(0)
-    query, bank = torch.randn(2, 3, 4, 5, generator=g), torch.randn(3, 3, 4, 5, generator=g)
-    exclude = torch.tensor([[True, False, False], [False, False, True]])
-    for mask in (None, exclude):
-        got = patch_distances(query, bank, (bank * bank).sum(1), radius, mask)
-        torch.testing.assert_close(got, _brute_force(query, bank, radius, mask), atol=1e-4,
-                                   rtol=1e-4)
+    query, memory = torch.randn(2, 3, 4, 5, generator=g), torch.randn(4, 5, 6, 3, generator=g)
+    got = patch_distances(query, neighbour_memory(memory, radius))
+    torch.testing.assert_close(got, _brute_force(query, memory, radius), atol=1e-4, rtol=1e-4)
 
 
-def test_a_patch_equal_to_a_bank_patch_one_cell_away_matches_only_with_a_neighbourhood():
-    bank = torch.zeros(1, 2, 3, 3)
-    bank[0, :, 1, 2] = torch.tensor([3.0, 4.0])
+def test_a_patch_kept_one_cell_away_matches_only_with_a_neighbourhood():
+    memory = torch.zeros(3, 3, 1, 2)
+    memory[1, 2, 0] = torch.tensor([3.0, 4.0])
     query = torch.zeros(1, 2, 3, 3)
-    query[0, :, 1, 1] = torch.tensor([3.0, 4.0])       # the bank's patch, one cell to the left
-    sq = (bank * bank).sum(1)
-    assert float(patch_distances(query, bank, sq, 0)[0, 1, 1]) == pytest.approx(5.0)
-    assert float(patch_distances(query, bank, sq, 1)[0, 1, 1]) == pytest.approx(0.0, abs=1e-3)
+    query[0, :, 1, 1] = torch.tensor([3.0, 4.0])       # the kept patch, one cell to the left
+    assert float(patch_distances(query, neighbour_memory(memory, 0))[0, 1, 1]) == pytest.approx(5.0)
+    assert float(patch_distances(query, neighbour_memory(memory, 1))[0, 1, 1]) == \
+        pytest.approx(0.0, abs=1e-3)
 
 
-def test_fit_keeps_a_bank_of_evenly_spaced_frames_and_leave_one_video_out_scores(fitted):
-    assert tuple(fitted.bank_.shape) == (12, 32, 8, 10)        # 12 frames, block 6: 32 channels
-    assert fitted.bank_.dtype == torch.float16
+def test_the_greedy_coreset_covers_every_cluster_and_keeps_all_when_small():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    patches = (centres.repeat_interleave(20, 0) + 0.1 * torch.randn(60, 2, generator=g))[None]
+    chosen = greedy_coreset(patches, 3)[0]
+    assert sorted((chosen // 20).tolist()) == [0, 1, 2]          # one patch of each cluster
+    everything = greedy_coreset(patches[:, :5], 8)
+    assert sorted(everything[0].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_fit_keeps_a_coreset_per_cell_and_held_out_training_scores(fitted):
+    assert tuple(fitted.memory_.shape) == (8, 10, 12, 32)      # 12 frames <= 16 kept, block 6
+    assert fitted.memory_.dtype == torch.float16
     assert fitted.input_hw_ == (64, 80) and fitted.n_train_frames_ == 12
-    # each frame was scored against the other video: noise apart, not zero
+    # each half was scored against the other half's memory: noise apart, not zero
     assert fitted.train_scores_.count == 12 and fitted.train_scores_.quantile(0.0) > 0
-    capped = PatchKNN(**{**SMALL, "max_bank_frames": 5}).fit([_scene(6, 1), _scene(6, 2)])
-    assert capped.bank_.shape[0] == 5
+    small = PatchKNN(**{**SMALL, "memory_per_cell": 4, "max_bank_frames": 5}).fit(
+        [_scene(6, 1), _scene(6, 2)])
+    assert tuple(small.memory_.shape) == (8, 10, 4, 32) and small.train_scores_.count == 5
 
 
 def test_one_training_video_is_held_out_by_halves():

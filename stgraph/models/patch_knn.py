@@ -2,22 +2,24 @@
 
 Each frame becomes a grid of patches: the feature map of an ImageNet MobileNetV2 block
 (``layer``, default 13: 96 channels, stride 16), averaged over each cell's 3 x 3 neighbourhood
-(as PatchCore does). ``fit`` keeps the patch features of the normal training frames as a memory
-bank ``[N, C, h, w]`` (at most ``max_bank_frames`` frames, evenly spaced). A test patch at cell
-(i, j) is scored by its Euclidean distance to the nearest bank patch at the same cell or one of
-its ``neighbourhood`` neighbours: a fixed camera sees the same things at the same places, so a
-pedestrian near the camera, a bicycle on a walkway or a thrown bag are far from every patch
-seen there before. The frame score is the largest patch distance; the pixel map is the patch
-distance map ``[h, w]``; an object row (given boxes) scores the mean of the map, resized to the
-frame, inside its box.
+(as PatchCore does). ``fit`` reads the patches of at most ``max_bank_frames`` normal training
+frames and keeps, at each cell, a greedy k-center coreset of ``memory_per_cell`` of them
+(``memory_`` [h, w, K, C]): every training patch of the cell lies near a kept one. A test patch
+at cell (i, j) is scored by its Euclidean distance to the nearest kept patch at that cell or at
+a cell up to ``neighbourhood`` away: a fixed camera sees the same things at the same places, so a
+person close to the camera, a bicycle on a walkway or a thrown bag are far from every patch seen
+there before. The frame score is the largest patch distance; the pixel map is the patch distance
+map ``[h, w]``; an object row (given boxes) scores the mean of the map, resized to the frame,
+inside its box.
 
 Frames are resized to the training frames' size (short side ``short_side``), so one camera's
 model scores any resolution of that camera. Frames are scored one at a time, so
 ``Pipeline.stream`` equals ``score`` exactly.
 
-The training scores (for the alarm threshold and late fusion) are leave-one-video-out distances:
-each bank frame is scored against the bank frames of the other training videos (with a single
-training video, its two halves), so they are not the zeros of a frame matched with itself.
+Training scores (the alarm threshold, late fusion's training scale) are held out: the bank
+frames are split in two halves (alternate training videos; with one video, its first and second
+half) and each half is scored against the memory of the other, so they are not the zeros of a
+frame matched with itself (a half-size memory makes them slightly pessimistic).
 
 Example::
 
@@ -27,7 +29,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -43,39 +45,92 @@ from stgraph.registry import register
 from stgraph.scores import ScoreTable
 from stgraph.stream import FrameOutput, score_frames
 
-__all__ = ["PatchKNN", "patch_distances"]
+__all__ = ["PatchKNN", "patch_distances", "neighbour_memory", "NeighbourMemory",
+           "greedy_coreset"]
 
 
-def patch_distances(query: Tensor, bank: Tensor, bank_sq: Tensor, neighbourhood: int,
-                    exclude: Tensor | None = None) -> Tensor:
-    """Distance of every query patch to its nearest bank patch at the same or a nearby cell.
+def greedy_coreset(patches: Tensor, size: int) -> Tensor:
+    """Indices of a greedy k-center coreset of each cell's patches (as PatchCore subsamples).
+
+    Starting from the patch nearest the cell's mean, each step adds the patch farthest from
+    those chosen, so every patch of the cell lies within the final covering radius of one.
+
+    Args:
+        patches: float32 [P, N, C]: N patch features at each of P cells.
+        size: coreset size per cell (all N when N <= size).
+
+    Returns:
+        int64 [P, min(size, N)] indices into N.
+    """
+    cells, n, _ = patches.shape
+    size = min(int(size), n)
+    rows = torch.arange(cells)
+    chosen = torch.empty(cells, size, dtype=torch.int64)
+    nearest = torch.full((cells, n), float("inf"))
+    index = ((patches - patches.mean(1, keepdim=True)) ** 2).sum(-1).argmin(1)
+    for k in range(size):
+        chosen[:, k] = index
+        centre = patches[rows, index]                                   # [P, C]
+        nearest = torch.minimum(nearest, ((patches - centre[:, None]) ** 2).sum(-1))
+        index = nearest.argmax(1)
+    return chosen
+
+
+class NeighbourMemory(NamedTuple):
+    """What a query patch at each cell is compared with (see :func:`neighbour_memory`).
+
+    Attributes:
+        patches_t: float32 [h * w, C, M], contiguous (the layout the matrix product reads).
+        squared_norms: float32 [h * w, 1, M].
+    """
+
+    patches_t: Tensor
+    squared_norms: Tensor
+
+
+def neighbour_memory(memory: Tensor, neighbourhood: int) -> NeighbourMemory:
+    """The patches a query patch at each cell is compared with: those kept at its cell and at
+    the cells up to ``neighbourhood`` away (a border cell repeats its own cell's patches in
+    place of the missing neighbours, which leaves the nearest distance unchanged).
+
+    Args:
+        memory: float [h, w, K, C] the patches kept at each cell.
+        neighbourhood: cells of tolerance (0 = the cell only).
+
+    Returns:
+        :class:`NeighbourMemory` with M = (2 r + 1)^2 * K patches per cell.
+    """
+    h, w, k, c = memory.shape
+    memory = memory.float()
+    r = int(neighbourhood)
+    rows_in, cols_in = torch.arange(h), torch.arange(w)
+    parts = []
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            inside = ((rows_in + dy >= 0) & (rows_in + dy < h))[:, None] & \
+                ((cols_in + dx >= 0) & (cols_in + dx < w))[None, :]
+            shifted = memory[(rows_in + dy).clamp(0, h - 1)][:, (cols_in + dx).clamp(0, w - 1)]
+            parts.append(torch.where(inside[:, :, None, None], shifted, memory))  # [h, w, K, C]
+    patches = torch.cat(parts, 2).reshape(h * w, len(parts) * k, c)
+    return NeighbourMemory(patches.transpose(1, 2).contiguous(),
+                           (patches * patches).sum(-1)[:, None, :].contiguous())
+
+
+def patch_distances(query: Tensor, neighbours: NeighbourMemory) -> Tensor:
+    """Distance of every query patch to its nearest patch in its cell's neighbourhood memory.
 
     Args:
         query: float32 [B, C, h, w] patch features of B frames.
-        bank: float32 [N, C, h, w] the memory bank.
-        bank_sq: float32 [N, h, w] squared norms of the bank patches.
-        neighbourhood: cells of tolerance (0 = same cell; 1 = the 3 x 3 cells around it).
-        exclude: bool [B, N], True where bank frame n must not match query frame b (the
-            leave-one-video-out training scores), or None.
+        neighbours: from :func:`neighbour_memory`, for the same h x w grid.
 
     Returns:
         float32 [B, h, w] Euclidean distances.
     """
-    b, _, h, w = query.shape
-    query_sq = (query * query).sum(1)                                          # [B, h, w]
-    best = torch.full((b, h, w), float("inf"))
-    r = int(neighbourhood)
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            # query cell (i, j) against bank cell (i + dy, j + dx), over the overlap
-            qy, by = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h - max(0, -dy))
-            qx, bx = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w - max(0, -dx))
-            dot = torch.einsum("bchw,nchw->bnhw", query[:, :, qy, qx], bank[:, :, by, bx])
-            sq = query_sq[:, None, qy, qx] + bank_sq[None, :, by, bx] - 2 * dot   # [B, N, h', w']
-            if exclude is not None:
-                sq = sq.masked_fill(exclude[:, :, None, None], float("inf"))
-            best[:, qy, qx] = torch.minimum(best[:, qy, qx], sq.min(1).values)
-    return best.clamp_min(0).sqrt()
+    b, c, h, w = query.shape
+    q = query.flatten(2).permute(2, 0, 1).contiguous()                       # [h*w, B, C]
+    d2 = torch.baddbmm(neighbours.squared_norms, q, neighbours.patches_t, alpha=-2)  # [h*w, B, M]
+    d2 = d2.min(2).values + (q * q).sum(-1)                                  # [h*w, B]
+    return d2.clamp_min(0).sqrt().T.reshape(b, h, w)
 
 
 @register("model", "patch_knn")
@@ -89,38 +144,43 @@ class PatchKNN(BaseEstimator):
         layer: the MobileNetV2 block whose output is the patch feature (0..18; 13 = 96
             channels at stride 16).
         short_side: frames are resized so that their short side has this many pixels.
-        neighbourhood: a patch matches bank patches up to this many cells away (camera shake,
+        neighbourhood: a patch matches kept patches up to this many cells away (camera shake,
             objects between cells).
-        max_bank_frames: at most this many training frames in the bank, evenly spaced over all
-            training videos (memory: ``frames x C x h x w`` float16, 29 MB for 1,000 Ped2 frames).
+        memory_per_cell: patches kept per cell (greedy k-center coreset of the bank frames'
+            patches at that cell).
+        max_bank_frames: at most this many training frames feed the memory, evenly spaced over
+            all training videos.
         batch_size: frames per forward pass while fitting.
         progress: show progress bars.
 
-    Learned attributes: ``bank_`` float16 [N, C, h, w], ``input_hw_`` (the frame size fed to
-    the backbone), ``train_scores_`` (leave-one-video-out frame scores of the bank frames),
-    ``n_train_frames_``.
+    Learned attributes: ``memory_`` float16 [h, w, K, C] (the kept patches of each cell),
+    ``input_hw_`` (the frame size fed to the backbone), ``train_scores_`` (held-out frame
+    scores, see the module docstring), ``n_train_frames_``.
     """
 
     consumes: ClassVar[str] = "frames"
     supervision: ClassVar[str] = "none"
     streams_exactly: ClassVar[bool] = True
-    fitted_attributes = ("bank_", "input_hw_", "train_scores_", "n_train_frames_")
+    fitted_attributes = ("memory_", "input_hw_", "train_scores_", "n_train_frames_")
     format_version = 1
 
     def __init__(self, weights: str | None = None, layer: int = 13, short_side: int = 240,
-                 neighbourhood: int = 1, max_bank_frames: int = 1000, batch_size: int = 16,
+                 neighbourhood: int = 1, memory_per_cell: int = 128,
+                 max_bank_frames: int = 1000, batch_size: int = 16,
                  progress: bool = True) -> None:
         self.weights = weights
         self.layer = layer
         self.short_side = short_side
         self.neighbourhood = neighbourhood
+        self.memory_per_cell = memory_per_cell
         self.max_bank_frames = max_bank_frames
         self.batch_size = batch_size
         self.progress = progress
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
-        return {"layer": 6, "short_side": 64, "max_bank_frames": 50, "progress": False}
+        return {"layer": 6, "short_side": 64, "memory_per_cell": 16, "max_bank_frames": 50,
+                "progress": False}
 
     # ------------------------------------------------------------------ backbone
     def _check_params(self) -> None:
@@ -129,6 +189,7 @@ class PatchKNN(BaseEstimator):
             raise ValueError(f"layer must be a MobileNetV2 block 0..18, got {self.layer}")
         check_int("short_side", self.short_side, 32)
         check_int("neighbourhood", self.neighbourhood, 0)
+        check_int("memory_per_cell", self.memory_per_cell, 1)
         check_int("max_bank_frames", self.max_bank_frames, 2)
         check_int("batch_size", self.batch_size, 1)
         if self.weights is not None and not Path(self.weights).expanduser().is_file():
@@ -163,7 +224,7 @@ class PatchKNN(BaseEstimator):
 
     # ------------------------------------------------------------------ estimator
     def fit(self, X: Sequence[Any], y: Any = None) -> "PatchKNN":
-        """Keep the patch features of the normal training frames; returns self.
+        """Keep a coreset of the normal training frames' patches at each cell; returns self.
 
         Args:
             X: normal training videos (paths, frame folders, ``FrameSource`` s or uint8 arrays
@@ -177,64 +238,75 @@ class PatchKNN(BaseEstimator):
         labels = check_labels(y, len(videos))
         if labels is not None and labels.any():
             raise ValueError("PatchKNN learns from normal videos only")
-        sources = [as_frame_source(v) for v in videos]
-        lengths = [len(s) for s in sources]
-        total = sum(lengths)
-        if total < 2:
-            raise ValueError("PatchKNN needs at least 2 training frames")
-        keep = set(np.unique(np.linspace(0, total - 1, min(total, int(self.max_bank_frames)))
-                             .round().astype(np.int64)).tolist())
-        input_hw, feats, groups, batch, offset = None, [], [], [], 0
-        bar = tqdm(total=len(keep), desc="PatchKNN memory bank", unit="frame",
-                   disable=not self.progress, leave=False)
-        for v, source in enumerate(sources):
-            for frame in source:
-                position, offset = offset, offset + 1
-                if position not in keep:
-                    continue
-                if input_hw is None:
-                    input_hw = self._input_hw(frame.image.shape[:2])
-                batch.append(frame.image)
-                groups.append(v)
-                if len(batch) == int(self.batch_size):
-                    feats.append(self.patch_features(batch, input_hw).half())
-                    bar.update(len(batch))
-                    batch = []
-        if batch:
-            feats.append(self.patch_features(batch, input_hw).half())
-            bar.update(len(batch))
-        bar.close()
-        bank = torch.cat(feats)
-        group = torch.as_tensor(groups)
-        if len(videos) == 1:   # one video: its two halves stand in for the held-out videos
-            group = (torch.arange(len(bank)) >= len(bank) // 2).long()
-        train_scores = ScoreQuantiles.from_scores(self._held_out_scores(bank, group))
-        self.bank_, self.input_hw_ = bank, tuple(int(s) for s in input_hw)
+        bank, group, input_hw, total = self._bank(videos)
+        # training scores: each half of the bank scored against the memory of the other half
+        # (halves: alternate videos; with one video, its first and second half)
+        half = group % 2 if len(videos) > 1 else \
+            (torch.arange(len(bank)) >= len(bank) // 2).long()
+        held_out = [self._distances(bank[half == h], self._memory(bank[half != h])).flatten(1)
+                    .max(1).values for h in (0, 1)]
+        train_scores = ScoreQuantiles.from_scores(torch.cat(held_out).double().numpy())
+        memory = self._memory(bank).half()
+        self.memory_, self.input_hw_ = memory, tuple(int(s) for s in input_hw)
         self.train_scores_, self.n_train_frames_ = train_scores, total
         return self
 
-    def _held_out_scores(self, bank: Tensor, group: Tensor) -> np.ndarray:
-        """float64 [N] frame score of each bank frame [N, C, h, w] against the bank frames of
-        the other groups (``group`` int [N]: training video, or half of the only video)."""
-        bank = bank.float()
-        bank_sq = (bank * bank).sum(1)
-        scores = []
-        for start in range(0, len(bank), int(self.batch_size)):
-            part = slice(start, start + int(self.batch_size))
-            exclude = group[part, None] == group[None, :]
-            dist = patch_distances(bank[part], bank, bank_sq, int(self.neighbourhood), exclude)
-            scores.append(dist.flatten(1).max(1).values)
-        return torch.cat(scores).double().numpy()
+    def _bank(self, videos: Sequence[Any]) -> tuple[Tensor, Tensor, tuple[int, int], int]:
+        """Patch features float32 [N, C, h, w] of at most ``max_bank_frames`` evenly spaced
+        training frames, their video numbers int64 [N], the backbone's input size and the
+        number of training frames."""
+        sources = [as_frame_source(v) for v in videos]
+        total = sum(len(s) for s in sources)
+        if total < 2:
+            raise ValueError("PatchKNN needs at least 2 training frames")
+        keep = set(np.linspace(0, total - 1, min(total, int(self.max_bank_frames)))
+                   .round().astype(np.int64).tolist())
+        input_hw, feats, groups, batch, position = None, [], [], [], -1
+        bar = tqdm(total=len(keep), desc="PatchKNN memory", unit="frame",
+                   disable=not self.progress, leave=False)
+        for v, source in enumerate(sources):
+            for frame in source:
+                position += 1
+                if position not in keep:
+                    continue
+                input_hw = input_hw or self._input_hw(frame.image.shape[:2])
+                batch.append(frame.image)
+                groups.append(v)
+                if len(batch) == int(self.batch_size):
+                    feats.append(self.patch_features(batch, input_hw))
+                    bar.update(len(batch))
+                    batch = []
+        if batch:
+            feats.append(self.patch_features(batch, input_hw))
+            bar.update(len(batch))
+        bar.close()
+        return torch.cat(feats), torch.as_tensor(groups), input_hw, total
+
+    def _memory(self, bank: Tensor) -> Tensor:
+        """float32 [h, w, K, C]: a greedy coreset of ``memory_per_cell`` patches per cell of
+        ``bank`` [N, C, h, w]."""
+        n, c, h, w = bank.shape
+        patches = bank.permute(2, 3, 0, 1).reshape(h * w, n, c)
+        chosen = greedy_coreset(patches, int(self.memory_per_cell))
+        kept = patches[torch.arange(h * w)[:, None], chosen]                  # [h*w, K, C]
+        return kept.reshape(h, w, -1, c)
+
+    def _distances(self, feats: Tensor, memory: Tensor) -> Tensor:
+        """float32 [N, h, w] patch distances of features [N, C, h, w] to ``memory``."""
+        neighbours = neighbour_memory(memory, int(self.neighbourhood))
+        return torch.cat([patch_distances(feats[i:i + int(self.batch_size)], neighbours)
+                          for i in range(0, len(feats), int(self.batch_size))])
 
     def score_next_frame(self, state: Any, image: np.ndarray,
                          detections: Detections | None = None) -> tuple[Any, FrameOutput]:
-        """Score one BGR frame [H, W, 3] uint8: ``(state, FrameOutput)``; the state is the bank
-        in float32 with its squared norms (computed once per video)."""
-        if state is None:
-            bank = self.bank_.float()
-            state = (bank, (bank * bank).sum(1))
+        """Score one BGR frame [H, W, 3] uint8: ``(state, FrameOutput)`` (stateless: each
+        frame is scored alone)."""
+        key = (id(self.memory_), int(self.neighbourhood))
+        if getattr(self, "_neighbours_key", None) != key:  # built once per fitted memory
+            self._neighbours = neighbour_memory(self.memory_, int(self.neighbourhood))
+            self._neighbours_key = key
         query = self.patch_features([image], self.input_hw_)
-        dist = patch_distances(query, *state, int(self.neighbourhood))[0].numpy()   # [h, w]
+        dist = patch_distances(query, self._neighbours)[0].numpy()              # [h, w]
         boxes = detections.boxes if detections is not None and len(detections) else None
         objects = np.zeros(0)
         if boxes is not None:
@@ -267,11 +339,11 @@ class PatchKNN(BaseEstimator):
                 "train_score_count": self.train_scores_.count}
 
     def _fitted_state(self) -> dict[str, Tensor]:
-        return {"bank": self.bank_,
+        return {"memory": self.memory_,
                 "train_score_quantiles": torch.from_numpy(self.train_scores_.values)}
 
     def _restore(self, fitted_config: Mapping[str, Any], state: Mapping[str, Tensor]) -> None:
-        self.bank_ = state["bank"]
+        self.memory_ = state["memory"]
         self.input_hw_ = tuple(int(s) for s in fitted_config["input_hw"])
         self.n_train_frames_ = int(fitted_config["n_train_frames"])
         self.train_scores_ = ScoreQuantiles(state["train_score_quantiles"].numpy(),
