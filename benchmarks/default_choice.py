@@ -49,7 +49,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 import ped2_autoencoders  # noqa: E402
 from accuracy import DATA  # noqa: E402
-from fusion import fusions, make_pipeline  # noqa: E402
+from fusion import METHOD_PARAMS, fusions, make_pipeline  # noqa: E402
 from stgraph.fileio import atomic_write_text  # noqa: E402
 from stgraph.scores.fusion import fuse  # noqa: E402
 
@@ -173,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--dump", type=Path, default=None,
                    help="also write every frame score of every candidate here (npz per dataset)")
+    p.add_argument("--method-params", type=json.loads, default={},
+                   help='JSON {method: {parameter: value}} on top of the CLI defaults')
     args = p.parse_args(argv)
+    METHOD_PARAMS.update(args.method_params)
     if args.methods[0] != "anograph":
         p.error("--methods must start with anograph")
     warnings.filterwarnings("ignore", category=UserWarning)

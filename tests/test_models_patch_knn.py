@@ -157,3 +157,12 @@ def test_cli_asks_for_the_backbone_and_gives_it_to_the_patch_knn_member(tmp_path
     method, params = next(call for call in built if "+" in call[0])
     assert params["member_params"] == {"anograph": {"epochs": 2},
                                        "patch_knn": {"weights": str(weights)}}
+
+
+def test_zero_pad_damps_only_the_border_cells():
+    frames = _scene(1, 1)
+    padded = PatchKNN(**SMALL).patch_features(list(frames), (64, 80))
+    inside = PatchKNN(**{**SMALL, "zero_pad": False}).patch_features(list(frames), (64, 80))
+    torch.testing.assert_close(padded[..., 1:-1, 1:-1], inside[..., 1:-1, 1:-1])
+    corner_ratio = padded[..., 0, 0].abs().sum() / inside[..., 0, 0].abs().sum()
+    assert float(corner_ratio) == pytest.approx(4 / 9, rel=1e-4)   # a corner: 4 of 9 inside

@@ -146,6 +146,9 @@ class PatchKNN(BaseEstimator):
         short_side: frames are resized so that their short side has this many pixels.
         neighbourhood: a patch matches kept patches up to this many cells away (camera shake,
             objects between cells).
+        zero_pad: the 3 x 3 average counts the zeros beyond the frame border (as PatchCore's
+            aggregation; border cells get damped features); False averages the cells inside
+            the frame only.
         memory_per_cell: patches kept per cell (greedy k-center coreset of the bank frames'
             patches at that cell).
         max_bank_frames: at most this many training frames feed the memory, evenly spaced over
@@ -165,13 +168,14 @@ class PatchKNN(BaseEstimator):
     format_version = 1
 
     def __init__(self, weights: str | None = None, layer: int = 13, short_side: int = 240,
-                 neighbourhood: int = 1, memory_per_cell: int = 128,
+                 neighbourhood: int = 1, zero_pad: bool = True, memory_per_cell: int = 128,
                  max_bank_frames: int = 1000, batch_size: int = 16,
                  progress: bool = True) -> None:
         self.weights = weights
         self.layer = layer
         self.short_side = short_side
         self.neighbourhood = neighbourhood
+        self.zero_pad = zero_pad
         self.memory_per_cell = memory_per_cell
         self.max_bank_frames = max_bank_frames
         self.batch_size = batch_size
@@ -220,7 +224,7 @@ class PatchKNN(BaseEstimator):
         x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         with torch.inference_mode():
             return torch.nn.functional.avg_pool2d(self._backbone()(x), 3, 1, 1,
-                                                  count_include_pad=False)
+                                                  count_include_pad=bool(self.zero_pad))
 
     # ------------------------------------------------------------------ estimator
     def fit(self, X: Sequence[Any], y: Any = None) -> "PatchKNN":
