@@ -58,7 +58,8 @@ from stgraph.metrics import evaluate_frames  # noqa: E402
 from stgraph.models.base import ScoreQuantiles  # noqa: E402
 from stgraph.pipeline import Pipeline, settings_of  # noqa: E402
 from stgraph.scores import ScoreTable  # noqa: E402
-from stgraph.scores.fusion import fuse  # noqa: E402
+from stgraph.scores.frames import FrameScores  # noqa: E402
+from stgraph.scores.fusion import fuse, trailing_mean  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "fusion.json"
 #: Parameters on top of a method's CLI defaults (``--method-params``), by method.
@@ -80,11 +81,21 @@ def fusions(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
             for r in range(1, len(others) + 1) for subset in itertools.combinations(others, r)}
 
 
+#: Causal protocols (``--causal W``): raw frame scores through a trailing mean of W frames,
+#: what ``LateFusion(smooth=W)`` applies live (:func:`stgraph.scores.fusion.trailing_mean`).
+CAUSAL: list[int] = []
+
+
 def metrics(table: ScoreTable, labels: dict[str, np.ndarray]) -> dict:
-    """Frame micro / macro AUC (x100) and EER of ``table`` under every :data:`PROTOCOLS`."""
+    """Frame micro / macro AUC (x100) and EER of ``table`` under every :data:`PROTOCOLS`
+    and :data:`CAUSAL` window."""
     out = {}
-    for name, options in PROTOCOLS.items():
-        ev = evaluate_frames(table.frame_scores(**options), labels)
+    raw = table.frame_scores()
+    protocols = {**{name: table.frame_scores(**options) for name, options in PROTOCOLS.items()},
+                 **{f"causal{w}": {v: FrameScores(fs.frames, trailing_mean(fs.scores, w))
+                                   for v, fs in raw.items()} for w in CAUSAL}}
+    for name, frame_scores in protocols.items():
+        ev = evaluate_frames(frame_scores, labels)
         out[name] = {"micro_auc": 100 * ev["micro_auc"], "macro_auc": 100 * ev["macro_auc"],
                      "eer": ev["eer"]}
     return out
@@ -184,10 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="take the methods' tables and training scores from an earlier --dump "
                         "folder instead of fitting them (except --refit)")
     p.add_argument("--refit", nargs="*", default=[], help="methods fitted even with --reuse")
+    p.add_argument("--causal", type=int, nargs="*", default=[],
+                   help="also evaluate raw scores after a trailing mean of these many frames")
     p.add_argument("--method-params", type=json.loads, default={},
                    help='JSON {method: {parameter: value}} on top of the CLI defaults')
     args = p.parse_args(argv)
     METHOD_PARAMS.update(args.method_params)
+    CAUSAL.extend(args.causal)
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(1)
     weights = args.data / "models" / "yolox_nano.onnx"
@@ -197,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {"fusion": "fuse(tables, train_scores=...): equal weights, train scale",
-                     "fusions": fusions(args.methods), "protocols": PROTOCOLS, "seed": args.seed,
+                     "fusions": fusions(args.methods), "protocols": PROTOCOLS, "causal_windows": CAUSAL,
+                     "seed": args.seed, "method_params": METHOD_PARAMS,
                      "anograph_detector": settings_of(make_detector("yolox", str(weights),
                                                                     DEFAULT_CLASSES)),
                      "anograph_features": "geometry+class",
@@ -213,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["wall_s"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(report, indent=2, default=str))
-    cols = [(d, proto, avg) for d in report["datasets"] for proto in PROTOCOLS
+    cols = [(d, proto, avg) for d in report["datasets"]
+            for proto in (*PROTOCOLS, *(f"causal{w}" for w in CAUSAL))
             for avg in ("micro_auc", "macro_auc")]
     print(f"\n{'method':26s} " + " ".join(f"{d[:4]}:{pr[:10]}:{a[:5]:>5s}" for d, pr, a in cols))
     methods = [k for k in next(iter(report["datasets"].values()))["results"] if k != "train_scale"]
