@@ -1,8 +1,9 @@
 """``stgraph`` console script.
 
     stgraph graph --video PATH --detector motion|yolox [--weights PATH] --out graph.pt --plot graph.png
-    stgraph fit   --train DIR  --weights PATH --out model/   (default: anograph+stm_ae+dissociation
-                  +frame_difference with YOLOX; --method anograph, or any A+B fusion)
+    stgraph fit   --train DIR  --weights PATH --backbone MOBILENETV2.pt --out model/
+                  (default: anograph+stm_ae+frame_difference+patch_knn with YOLOX; --method
+                  anograph, or any A+B fusion)
     stgraph fit   --train DIR  --method frame_difference --detector none --out model/
     stgraph fit   --train DIR  --method NAME --labels video_labels.csv --param key=value ...
     stgraph score --model model/ --video PATH_OR_DIR --out scores.csv [--frames-out frames.csv]
