@@ -43,6 +43,7 @@ from stgraph.graphs.window import CentredWindow, CentredWindows
 from stgraph.models.anograph import frame_with_features
 
 __all__ = ["FrameResult", "AnalysedFrame", "GraphStreamScorer", "FrameStreamScorer", "FrameOutput",
+           "StepwiseFrameScoring",
            "ReadAhead", "analyse_frames", "stream_pipeline", "STAGES"]
 
 #: Names of the per-frame timings, in pipeline order (``latency`` is end to end).
@@ -414,6 +415,36 @@ def stream_pipeline(pipeline: Any, video: Any, *, radius: int | None = None,
     scorer = pipeline.model.stream_scorer(fps=known_fps(source), **options)  # as Pipeline.score
     keep_images = keep_images or pipeline.model.consumes != "detections"
     yield from scorer.run(analysed_stream(pipeline, source, keep_images, prefetch))
+
+
+class StepwiseFrameScoring:
+    """Mixin of the frame-level estimators that score one frame at a time
+    (``score_next_frame(state, image, detections)``): ``score`` runs that step over a whole
+    video (:func:`score_frames`), ``stream_scorer`` runs it live (:class:`FrameStreamScorer`),
+    so live scores equal batch scores. ``_check_score`` is the hook for parameter checks."""
+
+    def _check_score(self) -> None:
+        """Validate the parameters that scoring reads (nothing by default)."""
+
+    def score(self, X: Any, video: str = "video", *, fps: float | None = None,
+              detections: Any = None) -> Any:
+        """Frame rows (and pixel maps; object rows for ``detections``) of one video.
+
+        Args:
+            X: the video (path, frame folder, ``FrameSource`` or uint8 array [T, H, W, 3]).
+            video: its name in the table.
+            fps: unused (accepted for the common interface).
+            detections: a detector's boxes per frame (``list[Detections]``); each becomes an
+                object row.
+        """
+        self.check_is_fitted("score")  # type: ignore[attr-defined]
+        self._check_score()
+        return score_frames(self, X, video, detections,
+                            progress=getattr(self, "progress", False))
+
+    def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
+        """A :class:`FrameStreamScorer` (latency 0; equals :meth:`score`)."""
+        return FrameStreamScorer(self, fps=fps)
 
 
 def score_frames(model: Any, video_input: Any, video: str = "video",

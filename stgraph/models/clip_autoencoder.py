@@ -42,7 +42,7 @@ from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check
                                  check_seed, make_generator, resolve_device, seeded)
 from stgraph.models.frame_difference import box_means
 from stgraph.scores import ScoreTable
-from stgraph.stream import FrameOutput, score_frames
+from stgraph.stream import FrameOutput, StepwiseFrameScoring
 
 __all__ = ["ClipAutoencoder", "ClipAnalysis", "ClipData", "ClipState"]
 
@@ -152,7 +152,7 @@ class ClipState:
         self.image_hw = image_hw
 
 
-class ClipAutoencoder(BaseEstimator):
+class ClipAutoencoder(StepwiseFrameScoring, BaseEstimator):
     """Base of the frame-level pixel autoencoders (see the module docstring).
 
     Data-parallel (``data_parallel = True``): under ``torchrun`` :meth:`fit` trains on this
@@ -347,24 +347,7 @@ class ClipAutoencoder(BaseEstimator):
         r = self.resolution / stride
         return np.asarray(boxes, np.float64) * np.array([r / w, r / h, r / w, r / h])
 
-    def score(self, X: Any, video: str = "video", *, fps: float | None = None,
-              detections: Sequence[Detections] | None = None) -> ScoreTable:
-        """Frame rows + pixel maps [T', R, R] (object rows for ``detections``) of one video.
-
-        Args:
-            X: the video (path, frame folder, ``FrameSource`` or uint8 array [T, H, W, 3]).
-            video: its name in the table.
-            fps: unused (accepted for the common interface).
-            detections: a detector's boxes per frame; each becomes an object row.
-        """
-        self.check_is_fitted("score")
-        return score_frames(self, X, video, detections, progress=self.progress)
-
-    def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
-        """A :class:`~stgraph.stream.FrameStreamScorer` (latency 0; equals :meth:`score`)."""
-        from stgraph.stream import FrameStreamScorer
-
-        return FrameStreamScorer(self, fps=fps)
+    # score() and stream_scorer() come from StepwiseFrameScoring (one frame at a time)
 
     # ------------------------------------------------------------------ persistence
     def _fitted_config(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from stgraph.io.frames import as_frame_source
 from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, check_labels
 from stgraph.registry import register
 from stgraph.scores import ScoreTable
-from stgraph.stream import FrameOutput, score_frames
+from stgraph.stream import FrameOutput, StepwiseFrameScoring
 
 __all__ = ["FrameDifference"]
 
@@ -57,7 +57,7 @@ def box_means(values: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 @register("model", "frame_difference")
-class FrameDifference(BaseEstimator):
+class FrameDifference(StepwiseFrameScoring, BaseEstimator):
     """Mean absolute frame difference as an anomaly score (no training, a naive baseline).
 
     Args:
@@ -149,25 +149,8 @@ class FrameDifference(BaseEstimator):
         self.n_train_frames_ = len(scores)
         return self
 
-    def score(self, X: Any, video: str = "video", *, fps: float | None = None,
-              detections: Sequence[Detections] | None = None) -> ScoreTable:
-        """Frame rows (and pixel maps; object rows for ``detections``) of one video.
-
-        Args:
-            X: the video (path, frame folder, ``FrameSource`` or uint8 array [T, H, W, 3]).
-            video: its name in the table.
-            fps: unused (accepted for the common interface).
-            detections: a detector's boxes per frame; each becomes an object row.
-        """
-        self.check_is_fitted("score")
+    def _check_score(self) -> None:
         check_int("map_stride", self.map_stride, 1)
-        return score_frames(self, X, video, detections, progress=self.progress)
-
-    def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
-        """A :class:`~stgraph.stream.FrameStreamScorer` (latency 0; equals :meth:`score`)."""
-        from stgraph.stream import FrameStreamScorer
-
-        return FrameStreamScorer(self, fps=fps)
 
     # ------------------------------------------------------------------ persistence
     def _fitted_config(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, check_
 from stgraph.models.frame_difference import box_means
 from stgraph.registry import register
 from stgraph.scores import ScoreTable
-from stgraph.stream import FrameOutput, score_frames
+from stgraph.stream import FrameOutput, StepwiseFrameScoring
 
 __all__ = ["PatchKNN", "patch_distances", "neighbour_memory", "NeighbourMemory",
            "greedy_coreset"]
@@ -134,7 +134,7 @@ def patch_distances(query: Tensor, neighbours: NeighbourMemory) -> Tensor:
 
 
 @register("model", "patch_knn")
-class PatchKNN(BaseEstimator):
+class PatchKNN(StepwiseFrameScoring, BaseEstimator):
     """Nearest-neighbour distance of each patch to the normal patches seen at its place.
 
     Args:
@@ -318,24 +318,7 @@ class PatchKNN(BaseEstimator):
             objects = box_means(cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR), boxes)
         return state, FrameOutput(float(dist.max()), objects, dist.astype(np.float32))
 
-    def score(self, X: Any, video: str = "video", *, fps: float | None = None,
-              detections: Sequence[Detections] | None = None) -> ScoreTable:
-        """Frame rows and patch distance maps (object rows for ``detections``) of one video.
-
-        Args:
-            X: the video (path, frame folder, ``FrameSource`` or uint8 array [T, H, W, 3]).
-            video: its name in the table.
-            fps: unused (accepted for the common interface).
-            detections: a detector's boxes per frame; each becomes an object row.
-        """
-        self.check_is_fitted("score")
-        return score_frames(self, X, video, detections, progress=self.progress)
-
-    def stream_scorer(self, fps: float | None = None, radius: int | None = None) -> Any:
-        """A :class:`~stgraph.stream.FrameStreamScorer` (latency 0; equals :meth:`score`)."""
-        from stgraph.stream import FrameStreamScorer
-
-        return FrameStreamScorer(self, fps=fps)
+    # score() and stream_scorer() come from StepwiseFrameScoring (one frame at a time)
 
     # ------------------------------------------------------------------ persistence
     def _fitted_config(self) -> dict[str, Any]:
