@@ -28,3 +28,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder not found at {SHARED_DATA} (set STGRAPH_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def cli_fit_calls(monkeypatch) -> list:
+    """``(method, params)`` of every ``stgraph.cli.make_model`` call; ``Pipeline.fit`` and
+    ``Pipeline.save`` do nothing, so ``stgraph fit`` only shows what it would build."""
+    from stgraph import cli
+
+    calls: list = []
+    real = cli.make_model
+    monkeypatch.setattr(cli, "make_model", lambda method, params:
+                        calls.append((method, params)) or real(method, params))
+    monkeypatch.setattr("stgraph.pipeline.Pipeline.fit", lambda self, *a, **k: self)
+    monkeypatch.setattr("stgraph.pipeline.Pipeline.save", lambda self, out: out)
+    return calls

@@ -179,19 +179,12 @@ def test_cli_fits_and_scores_the_fusion_and_streaming_equals_batch(dataset, tmp_
 
 
 def test_cli_names_a_bad_member_and_passes_epochs_to_every_member(dataset, tmp_path: Path,
-                                                                  capsys, monkeypatch):
-    from stgraph import cli
-
+                                                                  capsys, request):
     assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+nope",
                  "--detector", "motion", "--out", str(tmp_path / "m")]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
-    built = []
-    real = cli.make_model
-    monkeypatch.setattr(cli, "make_model", lambda method, params:
-                        built.append((method, params)) or real(method, params))
-    monkeypatch.setattr("stgraph.pipeline.Pipeline.fit", lambda self, *a, **k: self)
-    monkeypatch.setattr("stgraph.pipeline.Pipeline.save", lambda self, out: out)
+    built = request.getfixturevalue("cli_fit_calls")   # after the real failing fit above
     assert main(["--quiet", "fit", "--train", str(dataset), "--method", "anograph+stm_ae",
                  "--detector", "motion", "--features", "geometry", "--epochs", "3",
                  "--out", str(tmp_path / "m")]) == 0

@@ -133,7 +133,7 @@ def test_anomalous_training_labels_and_empty_input_are_refused():
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_asks_for_the_backbone_and_gives_it_to_the_patch_knn_member(tmp_path, capsys,
-                                                                        monkeypatch):
+                                                                        request):
     from dataset_fakes import write_synthetic_dataset
     from stgraph import cli
 
@@ -142,12 +142,7 @@ def test_cli_asks_for_the_backbone_and_gives_it_to_the_patch_knn_member(tmp_path
                      "--detector", "none", "--out", str(tmp_path / "m")]) == 2
     assert "give --backbone FILE" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
-    built = []
-    real = cli.make_model
-    monkeypatch.setattr(cli, "make_model", lambda method, params:
-                        built.append((method, params)) or real(method, params))
-    monkeypatch.setattr("stgraph.pipeline.Pipeline.fit", lambda self, *a, **k: self)
-    monkeypatch.setattr("stgraph.pipeline.Pipeline.save", lambda self, out: out)
+    built = request.getfixturevalue("cli_fit_calls")   # after the real failing fit above
     weights = tmp_path / "mobilenet.pt"
     torch.save(torch.nn.Linear(1, 1).state_dict(), weights)
     assert cli.main(["--quiet", "fit", "--train", str(dataset), "--method",
