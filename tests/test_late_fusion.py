@@ -33,12 +33,13 @@ def test_fused_frame_score_is_the_weighted_sum_of_the_members_training_scaled_sc
     model, test = fitted
     table = model.score(test, video="v")
     anograph, stm_ae = model.members_
-    z_graph = TrainScale(anograph.train_scores_)(
+    graph_scale, frame_scale = model.member_scales_
+    z_graph = TrainScale(graph_scale)(
         anograph.score(test.detections, video="v").frame_scores(
-            empty=anograph.train_scores_.quantile(0.5))["v"].scores)
-    z_frames = TrainScale(stm_ae.train_scores_)(
+            empty=graph_scale.quantile(0.5))["v"].scores)
+    z_frames = TrainScale(frame_scale)(
         stm_ae.score(test.frames, video="v").frame_scores(
-            empty=stm_ae.train_scores_.quantile(0.5))["v"].scores)
+            empty=frame_scale.quantile(0.5))["v"].scores)
     fused = table.frame_scores(kind="frame")["v"].scores
     np.testing.assert_allclose(fused, 0.5 * z_graph + 0.5 * z_frames, rtol=1e-6, atol=1e-9)
     # frame 4 has no object: Ano-Graph gives no evidence (z = 0) there
@@ -55,10 +56,10 @@ def test_weights_select_and_scale_the_members(fitted):
     model, test = fitted
     only_graph = LateFusion(members=PAIR, weights=(1.0, 0.0), progress=False)
     only_graph.members_, only_graph.train_scores_ = model.members_, model.train_scores_
-    anograph = model.members_[0]
-    expected = TrainScale(anograph.train_scores_)(anograph.score(test.detections, video="v")
-                                                   .frame_scores(empty=anograph.train_scores_
-                                                                 .quantile(0.5))["v"].scores)
+    only_graph.member_scales_ = model.member_scales_
+    anograph, scale = model.members_[0], model.member_scales_[0]
+    expected = TrainScale(scale)(anograph.score(test.detections, video="v")
+                                 .frame_scores(empty=scale.quantile(0.5))["v"].scores)
     got = only_graph.score(test, video="v").frame_scores(kind="frame")["v"].scores
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
 
@@ -70,6 +71,7 @@ def test_smooth_is_a_trailing_mean_in_batch_and_in_the_stream(fitted):
     raw = model.score(test, video="v").frame_scores(kind="frame")["v"].scores
     smoothed = LateFusion(members=PAIR, smooth=3, progress=False)
     smoothed.members_, smoothed.train_scores_ = model.members_, model.train_scores_
+    smoothed.member_scales_ = model.member_scales_
     got = smoothed.score(test, video="v").frame_scores(kind="frame")["v"].scores
     expected = [raw[0], (raw[0] + raw[1]) / 2] + [raw[t - 2:t + 1].mean()
                                                   for t in range(2, len(raw))]
@@ -84,15 +86,69 @@ def test_smooth_is_a_trailing_mean_in_batch_and_in_the_stream(fitted):
         LateFusion(members=PAIR, smooth=0, progress=False).fit([test])
 
 
-def test_training_scores_are_the_fused_scores_of_the_training_videos(fitted):
+def test_scales_and_threshold_come_from_held_out_training_scores(fitted):
+    """Each training video is scored by members fitted on the other fold (alternate videos):
+    those scores set each member's scale and, fused, the training-score quantiles."""
+    from stgraph.scores.fusion import fuse, scored_frame_scores
+
     model, _ = fitted
     train, _, _ = contract_inputs("frames+detections")
+    folds = [[0, 2], [1]]
+    heldout = {}
+    for fold in folds:
+        rest = [v for i, v in enumerate(train) if i not in fold]
+        members = LateFusion(members=PAIR, member_params={m: TINY[m] for m in PAIR},
+                             progress=False)._new_members()
+        for member in members:
+            member.fit([LateFusion._member_input(member, v) for v in rest])
+            for i in fold:
+                heldout.setdefault(i, []).append(
+                    member.score(LateFusion._member_input(member, train[i]), video=f"t{i}"))
+    for k, scale in enumerate(model.member_scales_):
+        values = scored_frame_scores([heldout[i][k] for i in range(3)])
+        assert scale.count == values.size
+        np.testing.assert_allclose(scale.quantile(0.5), np.median(values), rtol=1e-6)
+        np.testing.assert_allclose(scale.quantile(0.99), np.quantile(values, 0.99), rtol=1e-6)
+    fused = np.concatenate([fuse(heldout[i], train_scores=model.member_scales_)
+                            .frame_scores()[f"t{i}"].scores for i in range(3)])
+    assert model.train_scores_.count == fused.size
+    np.testing.assert_allclose(model.train_scores_.quantile(0.99), np.quantile(fused, 0.99),
+                               rtol=1e-6)
+    # the training videos themselves, scored by the members fitted on all of them, sit lower
+    # (in sample): the held-out threshold is the more cautious one
+    in_sample = np.concatenate([model.score(v, video=f"t{i}").frame_scores(kind="frame")
+                                [f"t{i}"].scores for i, v in enumerate(train)])
+    assert np.quantile(in_sample, 0.99) < model.threshold_
+
+
+def test_in_sample_scales_with_heldout_folds_0_or_one_training_video():
+    train, _, _ = contract_inputs("frames+detections")
+    params = {"members": PAIR, "member_params": {m: TINY[m] for m in PAIR}, "progress": False}
+    model = LateFusion(heldout_folds=0, **params).fit(train)
+    assert [q.values.tolist() for q in model.member_scales_] == \
+        [m.train_scores_.values.tolist() for m in model.members_]
     fused = np.concatenate([model.score(v, video=f"t{i}").frame_scores(kind="frame")[f"t{i}"]
                             .scores for i, v in enumerate(train)])
     assert model.train_scores_.count == fused.size
     np.testing.assert_allclose(model.train_scores_.quantile(0.5), np.median(fused), rtol=1e-6)
-    # equal weights of scores scaled so that each member's training median is 0: near 0
-    assert abs(np.median(fused)) < 1.0
+    with pytest.warns(UserWarning, match="one training video"):
+        one = LateFusion(**params).fit(train[:1])
+    assert one.member_scales_[1] is one.members_[1].train_scores_
+    with pytest.raises(ValueError, match="heldout_folds"):
+        LateFusion(heldout_folds=-1, **params).fit(train)
+
+
+def test_saved_fusion_keeps_its_member_scales(fitted, tmp_path: Path):
+    from stgraph.models.base import load_model
+
+    model, test = fitted
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    for a, b in zip(loaded.member_scales_, model.member_scales_):
+        np.testing.assert_array_equal(a.values, b.values)
+        assert a.count == b.count
+    np.testing.assert_array_equal(loaded.score(test, video="v").frame_scores()["v"].scores,
+                                  model.score(test, video="v").frame_scores()["v"].scores)
 
 
 @pytest.mark.parametrize("params, message", [

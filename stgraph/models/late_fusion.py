@@ -6,8 +6,19 @@ An object-level method (Ano-Graph) sees what the detector boxes; a frame-level a
 (``benchmarks/fusion.py``). This estimator fits its members on the same training videos, each on
 what it consumes, and scores a video by :func:`stgraph.scores.fusion.fuse` with ``scale="train"``:
 
-    z_i = (s_i - q50_i) / (q99_i - q50_i)      (q: quantiles of member i's own training scores)
+    z_i = (s_i - q50_i) / (q99_i - q50_i)      (q: quantiles of member i's held-out
+                                                 training scores, below)
     fused frame score = sum_i weights[i] * z_i  (default weights: equal, summing to 1)
+
+**Held-out training scores** (``heldout_folds=2``, the default): the training videos are split
+into folds (alternate videos); each member is also fitted on all folds but one and scores the
+videos of the fold it did not see. Those scores set each member's scale and, fused, the alarm
+threshold (``train_scores_``). A member scoring the videos it was trained on (an autoencoder
+reconstructs them well) would look tighter than it is on new footage: its scale would be too
+small, and the threshold too low (on Avenue, in-sample training scores put the threshold below
+98% of the normal test frames: ``benchmarks/heldout_scale.py``). Cross-fitting costs one more
+fit of every member on half the data per fold. With one training video (or
+``heldout_folds=0``) the members' own ``train_scores_`` and an in-sample scoring pass are used.
 
 Nothing is tuned on labels, and the scale is fixed before a test video starts, so live scoring
 (:class:`FusionStreamScorer`) gives the batch scores exactly. A frame a member did not score (no
@@ -31,6 +42,7 @@ or, from the command line, ``stgraph fit --method anograph+stm_ae ...``. ``LateF
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -41,7 +53,8 @@ from stgraph.models.base import (BaseEstimator, ModelFileError, ScoreQuantiles, 
                                  check_seed)
 from stgraph.registry import RegistryError, lookup
 from stgraph.scores import ScoreTable
-from stgraph.scores.fusion import FrameFuser, _check_weights, fuse, trailing_mean
+from stgraph.scores.fusion import (FrameFuser, _check_weights, fuse, scored_frame_scores,
+                                   trailing_mean)
 
 __all__ = ["LateFusion", "FramesAndDetections", "FusionStreamScorer", "DEFAULT_MEMBERS",
            "object_member"]
@@ -75,6 +88,15 @@ def object_member(model: Any) -> Any | None:
                  if getattr(m, "consumes", None) == "detections"), None)
 
 
+def _scored_frames(tables: Sequence[ScoreTable]) -> np.ndarray:
+    """float64 [n]: one member's held-out training frame scores (frames with rows only)."""
+    values = scored_frame_scores(tables)
+    if values.size == 0:
+        raise ValueError("LateFusion: a member scored no frame of the held-out training videos "
+                         "(nothing detected?); give more training video or heldout_folds=0")
+    return values
+
+
 def _as_video(video: Any, where: str) -> FramesAndDetections:
     if isinstance(video, tuple) and len(video) == 2 and isinstance(video[1], (list, tuple)):
         video = FramesAndDetections(*video)
@@ -103,26 +125,32 @@ class LateFusion(BaseEstimator):
         weights: float [n_members] >= 0 (None: equal, summing to 1).
         smooth: causal smoothing of the fused score: the mean over the last ``smooth``
             frames of the video (1 = none).
+        heldout_folds: folds of the training videos for the members' held-out training scores
+            (module docstring; at most one fold per video); 0 = in-sample (each member's own
+            ``train_scores_``).
         seed: seed of every member that takes one.
         progress: show the members' training progress bars.
 
     Attributes (after ``fit``):
         members_: the fitted member estimators, in ``members`` order.
-        train_scores_: quantiles of the fused frame scores of the training videos (each member
-            scores them after its own fit).
+        member_scales_: one ``ScoreQuantiles`` per member, the training scores that put it on
+            the fused scale (held-out, or the member's own ``train_scores_``).
+        train_scores_: quantiles of the fused frame scores of the training videos (held-out
+            when ``heldout_folds`` >= 2 and there are two or more training videos).
     """
 
     consumes: ClassVar[str] = "frames+detections"
-    fitted_attributes = ("members_", "train_scores_")
+    fitted_attributes = ("members_", "member_scales_", "train_scores_")
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS,
                  member_params: dict[str, dict[str, Any]] | None = None,
-                 weights: tuple[float, ...] | None = None, smooth: int = 1, seed: int = 0,
-                 progress: bool = True) -> None:
+                 weights: tuple[float, ...] | None = None, smooth: int = 1,
+                 heldout_folds: int = 2, seed: int = 0, progress: bool = True) -> None:
         self.members = members
         self.member_params = member_params
         self.weights = weights
         self.smooth = smooth
+        self.heldout_folds = heldout_folds
         self.seed = seed
         self.progress = progress
 
@@ -180,32 +208,69 @@ class LateFusion(BaseEstimator):
 
     # ------------------------------------------------------------------ fit / score
     def fit(self, X: Sequence[Any], y: Any = None) -> "LateFusion":
-        """Fit every member on the training videos (``FramesAndDetections`` each); returns self."""
+        """Fit every member on the training videos (``FramesAndDetections`` each), then set the
+        members' scales and the alarm threshold from held-out training scores (module
+        docstring); returns self."""
         videos = [_as_video(v, f"training video {i}") for i, v in enumerate(X)]
         if not videos:
             raise ValueError("LateFusion.fit needs at least one training video")
         _check_weights(self.weights, len(self._member_classes()))
         check_int("smooth", self.smooth, 1)
+        folds = self._folds(len(videos))
         members = self._new_members()
         for member in members:
             member.fit([self._member_input(member, v) for v in videos])
-        from tqdm.auto import tqdm
+        if folds:
+            tables = self._heldout_tables(videos, folds)
+            scales = [ScoreQuantiles.from_scores(_scored_frames(t)) for t in zip(*tables)]
+        else:   # in sample: each member scores the videos it was fitted on
+            from tqdm.auto import tqdm
 
-        # the fused scores of the training videos, for the alarm threshold (threshold_)
-        videos_bar = tqdm(videos, desc="LateFusion training scores", unit="video",
-                          disable=not self.progress, leave=False)
-        fused = [self._fused(members, v, "train", None)[2] for v in videos_bar]
-        train_scores = ScoreQuantiles.from_scores(np.concatenate(fused))
-        self.members_, self.train_scores_ = members, train_scores
+            bar = tqdm(videos, desc="LateFusion training scores", unit="video",
+                       disable=not self.progress, leave=False)
+            tables = [[m.score(self._member_input(m, v), video=f"train{i}") for m in members]
+                      for i, v in enumerate(bar)]
+            scales = [m.train_scores_ for m in members]
+        fused = [self._fuse_tables(list(t), scales, f"train{i}")[1] for i, t in enumerate(tables)]
+        self.members_, self.member_scales_ = members, scales
+        self.train_scores_ = ScoreQuantiles.from_scores(np.concatenate(fused))
         return self
 
-    def _fused(self, members: Sequence[BaseEstimator], video: FramesAndDetections, name: str,
-               fps: float | None) -> tuple[list[ScoreTable], np.ndarray, np.ndarray]:
-        """The members' tables of one video, its frames int64 [T] and their fused (and
-        ``smooth``-ed) scores float64 [T]."""
-        tables = [m.score(self._member_input(m, video), video=name, fps=fps) for m in members]
-        fused = fuse(tables, self.weights, train_scores=[m.train_scores_ for m in members])
-        return (tables, fused.video_frames[name],
+    def _folds(self, n_videos: int) -> list[list[int]]:
+        """Video indices of each held-out fold (alternate videos); [] for in-sample scales."""
+        n_folds = min(check_int("heldout_folds", self.heldout_folds, 0), n_videos)
+        if n_folds < 2:
+            if self.heldout_folds >= 2:
+                warnings.warn("LateFusion: one training video, so the members' scales and the "
+                              "alarm threshold come from in-sample training scores (they run "
+                              "low: expect more false alarms); give two or more videos",
+                              UserWarning, stacklevel=3)
+            return []
+        return [list(range(k, n_videos, n_folds)) for k in range(n_folds)]
+
+    def _heldout_tables(self, videos: Sequence[FramesAndDetections],
+                        folds: Sequence[Sequence[int]]) -> list[list[ScoreTable]]:
+        """[video][member] ScoreTable of every training video, scored by members fitted on the
+        other folds."""
+        from tqdm.auto import tqdm
+
+        tables: list[list[ScoreTable]] = [[] for _ in videos]
+        for fold in tqdm(folds, desc="LateFusion held-out training scores", unit="fold",
+                         disable=not self.progress, leave=False):
+            rest = [v for i, v in enumerate(videos) if i not in fold]
+            for member in self._new_members():
+                member.fit([self._member_input(member, v) for v in rest])
+                for i in fold:
+                    tables[i].append(member.score(self._member_input(member, videos[i]),
+                                                  video=f"train{i}"))
+        return tables
+
+    def _fuse_tables(self, tables: Sequence[ScoreTable], scales: Sequence[ScoreQuantiles],
+                     name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Frames int64 [T] of video ``name`` and their fused (and ``smooth``-ed) scores
+        float64 [T]."""
+        fused = fuse(tables, self.weights, train_scores=scales)
+        return (fused.video_frames[name],
                 trailing_mean(fused.frame_scores()[name].scores, self.smooth))
 
     def score(self, X: Any, video: str = "video", *, fps: float | None = None) -> ScoreTable:
@@ -214,7 +279,9 @@ class LateFusion(BaseEstimator):
         self.check_is_fitted("score")
         item = _as_video(X, "the video")
         check_int("smooth", self.smooth, 1)
-        tables, frames, scores = self._fused(self.members_, item, video, fps)
+        tables = [m.score(self._member_input(m, item), video=video, fps=fps)
+                  for m in self.members_]
+        frames, scores = self._fuse_tables(tables, self.member_scales_, video)
         maps = next((t.pixel_maps[video] for t in tables if video in t.pixel_maps), None)
         size = item.detections[0].image_size if len(item.detections) else None
         hw = None if size is None else tuple(size)
@@ -236,6 +303,7 @@ class LateFusion(BaseEstimator):
         return {"members": [{"class": name, "format_version": m.format_version,
                              "params": m.get_params(), "fitted": m._fitted_config()}
                             for name, m in zip(self.members, self.members_)],
+                "member_scale_counts": [q.count for q in self.member_scales_],
                 "train_score_count": self.train_scores_.count}
 
     def _fitted_state(self) -> dict[str, Tensor]:
@@ -243,6 +311,8 @@ class LateFusion(BaseEstimator):
 
         state = {f"member{i}.{key}": value for i, m in enumerate(self.members_)
                  for key, value in m._fitted_state().items()}
+        for i, q in enumerate(self.member_scales_):
+            state[f"member_scale{i}"] = torch.from_numpy(np.asarray(q.values, np.float64))
         state["train_score_quantiles"] = torch.from_numpy(self.train_scores_.values)
         return state
 
@@ -263,6 +333,13 @@ class LateFusion(BaseEstimator):
                                                if k.startswith(prefix)})
             members.append(member)
         quantiles = state["train_score_quantiles"].numpy().astype(np.float64)
+        counts = fitted_config.get("member_scale_counts")
+        if counts is None:   # saved before held-out scales: the members' own training scores
+            self.member_scales_ = [m.train_scores_ for m in members]
+        else:
+            self.member_scales_ = [
+                ScoreQuantiles(state[f"member_scale{i}"].numpy().astype(np.float64), int(n))
+                for i, n in enumerate(counts)]
         self.members_ = members
         self.train_scores_ = ScoreQuantiles(quantiles, int(fitted_config["train_score_count"]))
 
@@ -285,7 +362,7 @@ class FusionStreamScorer:
             if member.consumes == "detections":
                 options = {"radius": radius, "explain_top_k": explain_top_k}
             self.scorers.append(member.stream_scorer(fps=fps, **options))
-        self.fuser = FrameFuser([m.train_scores_ for m in model.members_], model.weights)
+        self.fuser = FrameFuser(model.member_scales_, model.weights)
         main = object_member(model)
         self._main = next((i for i, m in enumerate(model.members_) if m is main), None)
         self._parts: dict[int, list[Any]] = {}

@@ -43,7 +43,7 @@ from stgraph.scores.table import ScoreTable
 if TYPE_CHECKING:  # not imported at run time: stgraph.models imports torch and stgraph.scores
     from stgraph.models.base import ScoreQuantiles
 
-__all__ = ["fuse", "FrameFuser", "TrainScale", "SCALES", "trailing_mean"]
+__all__ = ["fuse", "FrameFuser", "TrainScale", "SCALES", "trailing_mean", "scored_frame_scores"]
 
 SCALES = ("train", "video")
 
@@ -163,6 +163,19 @@ def fuse(tables: Sequence[ScoreTable], weights: Sequence[float] | None = None,
     return ScoreTable.concat([
         ScoreTable.from_frames(video, frames, _weighted_sum(weights, [z[video] for z in scaled]))
         for video, frames in tables[0].video_frames.items()])
+
+
+def scored_frame_scores(tables: Sequence[ScoreTable]) -> np.ndarray:
+    """float64 [n]: the frame scores (``frame_scores()``) of the frames that have rows, over
+    every video of ``tables``. A frame without rows (nothing detected, no history yet) is left
+    out: it is no sample of the method's scores, as in the estimators' ``train_scores_``."""
+    parts = []
+    for table in tables:
+        for video, series in table.frame_scores().items():
+            rows = table.select(video, kind=table.scored_kind(video))
+            scored = np.isin(series.frames, rows.column("frame"))
+            parts.append(np.asarray(series.scores, np.float64)[scored])
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def trailing_mean(scores: np.ndarray, window: int) -> np.ndarray:
