@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"benchmark": "cli_default", "command": "python benchmarks/cli_default.py "
               + " ".join(argv if argv is not None else sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "method": label,
-              "machine": "2-core CPU, OMP_NUM_THREADS=1", "datasets": {}}
+              "machine": f"2-core CPU, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}",
+              "datasets": {}}
     base = Path(tempfile.mkdtemp(prefix="stgraph-cli-")) if args.keep is None else args.keep
     try:
         for name in args.datasets:
