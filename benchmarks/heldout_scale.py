@@ -7,14 +7,13 @@ autoencoders reconstruct what they were trained on), so their training scale is 
 the threshold too low: on Avenue the default fusion alarms on 98% of the normal test frames
 (``benchmarks/results/avenue_operating_point_default.json``).
 
-This benchmark measures the alternative: **cross-fitted** training scores. The training videos
-are split in two folds (alternate videos; alternate halves of the frames inside each fold is not
-needed), each member is fitted on one fold and scores the other, so every training frame gets a
-score from a model that never saw it. Reported per dataset, for the fusion of ``--methods``
-(and each member alone):
+This benchmark measures the alternative, ``LateFusion(heldout_folds=2)``: **cross-fitted**
+training scores. The training videos are split in two folds (alternate videos), each member is
+fitted on one fold and scores the other, so every training frame gets a score from a model that
+never saw it. Reported per dataset, for the fusion of ``--methods`` (and each member alone; each
+member runs through the CLI's pipeline):
 
-- frame micro / macro AUC with the in-sample and with the held-out member scales
-  (``--method`` names the fused set; each run of a member is the CLI's pipeline);
+- frame micro / macro AUC with the in-sample and with the held-out member scales;
 - the operating point at the 0.99 quantile of the fused training scores, in-sample vs held-out:
   frame TPR / FPR, false alarms per minute of normal footage, anomalous events caught
   (``benchmarks/operating_point.py``'s definitions, ``--min-duration 3 --merge-gap 5``).
@@ -55,11 +54,6 @@ FPS = {"ped2": 10.0, "avenue": 25.0}
 QUANTILE = 0.99
 
 
-def frame_score_values(table: ScoreTable) -> np.ndarray:
-    """float64 [n]: the frame scores of the frames with rows (as LateFusion's scales)."""
-    return scored_frame_scores([table])
-
-
 def fitted_tables(method: str, train: Sequence[Path], test: Sequence[Path], weights: Path,
                   cache: Path, seed: int, dump: Path | None) -> dict[str, Any]:
     """One member: its test table and in-sample training table (fitted on all training videos),
@@ -67,7 +61,7 @@ def fitted_tables(method: str, train: Sequence[Path], test: Sequence[Path], weig
     cached = None if dump is None else dump / f"{method}.npz"
     if cached is not None and cached.exists():
         print(f"  {method}: reused {cached}", flush=True)
-        saved = np.load(cached, allow_pickle=True)
+        saved = np.load(cached)
         return {key: (ScoreTable.read_csv(dump / f"{method}_{key}.csv")
                       if key.endswith("table") else saved[key]) for key in
                 ("test_table", "train_table", "heldout_table", "own_train_scores", "timing")}
@@ -107,10 +101,10 @@ def run_dataset(name: str, data: Path, methods: Sequence[str], cache: Path, seed
     runs = {m: fitted_tables(m, train, test, weights, cache, seed,
                              None if dump is None else dump / name) for m in methods}
     scales = {
-        # what LateFusion does today: each member's own train_scores_
+        # LateFusion(heldout_folds=0): each member's own train_scores_
         "in_sample": {m: ScoreQuantiles(np.asarray(r["own_train_scores"], np.float64),
                                         len(r["own_train_scores"])) for m, r in runs.items()},
-        "heldout": {m: ScoreQuantiles.from_scores(frame_score_values(r["heldout_table"]))
+        "heldout": {m: ScoreQuantiles.from_scores(scored_frame_scores([r["heldout_table"]]))
                     for m, r in runs.items()},
     }
     results: dict[str, Any] = {}
@@ -122,7 +116,7 @@ def run_dataset(name: str, data: Path, methods: Sequence[str], cache: Path, seed
             test_fused = fuse([runs[m]["test_table"] for m in members], train_scores=q)
             train_key = "train_table" if scale_name == "in_sample" else "heldout_table"
             train_fused = fuse([runs[m][train_key] for m in members], train_scores=q)
-            threshold = float(np.quantile(frame_score_values(train_fused), QUANTILE))
+            threshold = float(np.quantile(scored_frame_scores([train_fused]), QUANTILE))
             op = operating_point(test_fused, labels, threshold, FPS[name], 3, 5)["summary"]
             results.setdefault(label, {})[scale_name] = {
                 **fusion_bench.metrics(test_fused, labels)["raw"],

@@ -126,8 +126,8 @@ class LateFusion(BaseEstimator):
         smooth: causal smoothing of the fused score: the mean over the last ``smooth``
             frames of the video (1 = none).
         heldout_folds: folds of the training videos for the members' held-out training scores
-            (module docstring; at most one fold per video); 0 = in-sample (each member's own
-            ``train_scores_``).
+            (module docstring; at most one fold per video); 0 or 1 = in-sample (each member's
+            own ``train_scores_``).
         seed: seed of every member that takes one.
         progress: show the members' training progress bars.
 
