@@ -86,6 +86,20 @@ def test_smooth_is_a_trailing_mean_in_batch_and_in_the_stream(fitted):
         LateFusion(members=PAIR, smooth=0, progress=False).fit([test])
 
 
+def _fitted_per_fold(model: LateFusion, train: list) -> dict[int, list[ScoreTable]]:
+    """{video: [member table]}: each training video scored by fresh members fitted by hand on
+    the other fold (alternate videos; the contract data has 3 training videos)."""
+    heldout: dict[int, list[ScoreTable]] = {}
+    for fold in ([0, 2], [1]):
+        rest = [v for i, v in enumerate(train) if i not in fold]
+        for member in model._new_members():
+            member.fit([LateFusion._member_input(member, v) for v in rest])
+            for i in fold:
+                heldout.setdefault(i, []).append(
+                    member.score(LateFusion._member_input(member, train[i]), video=f"t{i}"))
+    return heldout
+
+
 def test_scales_and_threshold_come_from_held_out_training_scores(fitted):
     """Each training video is scored by members fitted on the other fold (alternate videos):
     those scores set each member's scale and, fused, the training-score quantiles."""
@@ -93,17 +107,7 @@ def test_scales_and_threshold_come_from_held_out_training_scores(fitted):
 
     model, _ = fitted
     train, _, _ = contract_inputs("frames+detections")
-    folds = [[0, 2], [1]]
-    heldout = {}
-    for fold in folds:
-        rest = [v for i, v in enumerate(train) if i not in fold]
-        members = LateFusion(members=PAIR, member_params={m: TINY[m] for m in PAIR},
-                             progress=False)._new_members()
-        for member in members:
-            member.fit([LateFusion._member_input(member, v) for v in rest])
-            for i in fold:
-                heldout.setdefault(i, []).append(
-                    member.score(LateFusion._member_input(member, train[i]), video=f"t{i}"))
+    heldout = _fitted_per_fold(model, train)
     for k, scale in enumerate(model.member_scales_):
         values = scored_frame_scores([heldout[i][k] for i in range(3)])
         assert scale.count == values.size
@@ -119,6 +123,23 @@ def test_scales_and_threshold_come_from_held_out_training_scores(fitted):
     in_sample = np.concatenate([model.score(v, video=f"t{i}").frame_scores(kind="frame")
                                 [f"t{i}"].scores for i, v in enumerate(train)])
     assert np.quantile(in_sample, 0.99) < model.threshold_
+
+
+def test_a_member_that_cross_fits_itself_gives_the_same_scales():
+    """PatchKNN cross-fits inside its own fit (``fit_heldout``, one backbone pass); its scale
+    equals that of PatchKNN models fitted by hand on each fold."""
+    from stgraph.scores.fusion import scored_frame_scores
+
+    train, _, _ = contract_inputs("frames+detections")
+    members = ("frame_difference", "patch_knn")
+    model = LateFusion(members=members, member_params={m: RANDOM_BACKBONE[m] for m in members},
+                       progress=False).fit(train)
+    heldout = _fitted_per_fold(model, train)
+    for k, scale in enumerate(model.member_scales_):
+        values = scored_frame_scores([heldout[i][k] for i in range(3)])
+        assert scale.count == values.size
+        np.testing.assert_allclose(scale.values, np.quantile(values, np.linspace(0, 1, 101)),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_in_sample_scales_with_heldout_folds_0_or_one_training_video():

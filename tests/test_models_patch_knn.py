@@ -85,6 +85,30 @@ def test_one_training_video_is_held_out_by_halves():
     assert model.train_scores_.count == 8 and model.train_scores_.quantile(0.0) > 0
 
 
+def test_fit_heldout_equals_fitting_once_per_fold_and_scoring():
+    """One backbone pass gives what fit-on-the-other-folds, then score, gives per video (the
+    bank of a fold model is chosen as fit chooses it: at most max_bank_frames, evenly spaced)."""
+    videos = [_scene(5, 1), _with_square(_scene(7, 2)), _scene(6, 3), _scene(4, 4)]
+    params = {**SMALL, "max_bank_frames": 7, "batch_size": 3}
+    folds = [[0, 2], [1, 3]]
+    model = PatchKNN(**params)
+    heldout = model.fit_heldout(videos, folds)
+    whole = PatchKNN(**params).fit(videos)
+    torch.testing.assert_close(model.memory_, whole.memory_)
+    assert model.input_hw_ == whole.input_hw_ and model.n_train_frames_ == 22
+    for fold in folds:
+        other = PatchKNN(**params).fit([v for i, v in enumerate(videos) if i not in fold])
+        for i in fold:
+            expected = other.score(videos[i], video="v").frame_scores()["v"].scores
+            np.testing.assert_allclose(heldout[i], expected, rtol=1e-4, atol=1e-4)
+    # the square (video 1) was never in its fold model's memory: held out, it stands out
+    assert heldout[1].min() > max(heldout[i].max() for i in (0, 2, 3))
+    assert model.train_scores_.count == 22
+    np.testing.assert_allclose(model.train_scores_.quantile(1.0), heldout[1].max())
+    with pytest.raises(ValueError, match="folds must split the 4 videos"):
+        PatchKNN(**params).fit_heldout(videos, [[0, 1], [2]])
+
+
 def test_a_foreign_square_scores_above_normal_frames_and_its_map_peaks_there(fitted):
     normal = fitted.score(_scene(4, 3), video="n").frame_scores()["n"].scores
     table = fitted.score(_with_square(_scene(4, 3)), video="a")

@@ -17,7 +17,8 @@ threshold (``train_scores_``). A member scoring the videos it was trained on (an
 reconstructs them well) would look tighter than it is on new footage: its scale would be too
 small, and the threshold too low (on Avenue, in-sample training scores put the threshold below
 98% of the normal test frames: ``benchmarks/heldout_scale.py``). Cross-fitting costs one more
-fit of every member on half the data per fold. With one training video (or
+fit of every member on half the data per fold (a member with a ``fit_heldout(videos, folds)``
+method, PatchKNN, cross-fits itself in its own fit, more cheaply). With one training video (or
 ``heldout_folds=0``) the members' own ``train_scores_`` and an in-sample scoring pass are used.
 
 Nothing is tuned on labels, and the scale is fixed before a test video starts, so live scoring
@@ -218,10 +219,16 @@ class LateFusion(BaseEstimator):
         check_int("smooth", self.smooth, 1)
         folds = self._folds(len(videos))
         members = self._new_members()
+        own_heldout: list[list[np.ndarray] | None] = []   # from members that cross-fit themselves
         for member in members:
-            member.fit([self._member_input(member, v) for v in videos])
+            inputs = [self._member_input(member, v) for v in videos]
+            if folds and hasattr(member, "fit_heldout"):
+                own_heldout.append(member.fit_heldout(inputs, folds))
+            else:
+                member.fit(inputs)
+                own_heldout.append(None)
         if folds:
-            tables = self._heldout_tables(videos, folds)
+            tables = self._heldout_tables(videos, folds, own_heldout)
             scales = [ScoreQuantiles.from_scores(_scored_frames(t)) for t in zip(*tables)]
         else:   # in sample: each member scores the videos it was fitted on
             from tqdm.auto import tqdm
@@ -249,20 +256,26 @@ class LateFusion(BaseEstimator):
         return [list(range(k, n_videos, n_folds)) for k in range(n_folds)]
 
     def _heldout_tables(self, videos: Sequence[FramesAndDetections],
-                        folds: Sequence[Sequence[int]]) -> list[list[ScoreTable]]:
+                        folds: Sequence[Sequence[int]],
+                        own_heldout: Sequence[Sequence[np.ndarray] | None]
+                        ) -> list[list[ScoreTable]]:
         """[video][member] ScoreTable of every training video, scored by members fitted on the
-        other folds."""
+        other folds. A member with ``own_heldout`` (float [T_i] frame scores per video, from its
+        ``fit_heldout``) has cross-fitted itself; the others are fitted here once per fold."""
         from tqdm.auto import tqdm
 
         tables: list[list[ScoreTable]] = [[] for _ in videos]
         for fold in tqdm(folds, desc="LateFusion held-out training scores", unit="fold",
                          disable=not self.progress, leave=False):
             rest = [v for i, v in enumerate(videos) if i not in fold]
-            for member in self._new_members():
-                member.fit([self._member_input(member, v) for v in rest])
+            for member, own in zip(self._new_members(), own_heldout):
+                if own is None:
+                    member.fit([self._member_input(member, v) for v in rest])
                 for i in fold:
-                    tables[i].append(member.score(self._member_input(member, videos[i]),
-                                                  video=f"train{i}"))
+                    tables[i].append(
+                        member.score(self._member_input(member, videos[i]), video=f"train{i}")
+                        if own is None else
+                        ScoreTable.from_frames(f"train{i}", np.arange(len(own[i])), own[i]))
         return tables
 
     def _fuse_tables(self, tables: Sequence[ScoreTable], scales: Sequence[ScoreQuantiles],

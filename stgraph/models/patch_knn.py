@@ -20,6 +20,8 @@ Training scores (the alarm threshold, late fusion's training scale) are held out
 frames are split in two halves (alternate training videos; with one video, its first and second
 half) and each half is scored against the memory of the other, so they are not the zeros of a
 frame matched with itself (a half-size memory makes them slightly pessimistic).
+:meth:`PatchKNN.fit_heldout` cross-fits by folds of videos in the same pass (late fusion's
+held-out training scores), passing every training frame through the backbone once.
 
 Example::
 
@@ -235,6 +237,72 @@ class PatchKNN(StepwiseFrameScoring, BaseEstimator):
                 [T, H, W, 3]) of one camera.
             y: None, or all-zero labels (normal videos only).
         """
+        sources = self._training_sources(X, y)
+        lengths = [len(s) for s in sources]
+        bank, group, input_hw = self._kept_features(sources, self._bank_frames(lengths))
+        # training scores: each half of the bank scored against the memory of the other half
+        # (halves: alternate videos; with one video, its first and second half)
+        half = group % 2 if len(sources) > 1 else \
+            (torch.arange(len(bank)) >= len(bank) // 2).long()
+        held_out = [self._distances(bank[half == h], self._memory(bank[half != h])).flatten(1)
+                    .max(1).values for h in (0, 1)]
+        self._keep_fit(self._memory(bank), input_hw,
+                       torch.cat(held_out).double().numpy(), sum(lengths))
+        return self
+
+    def fit_heldout(self, X: Sequence[Any], folds: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Fit on all videos, as :meth:`fit`, and cross-fit in the same pass.
+
+        For each fold, the memory that :meth:`fit` would build from the videos of the other folds
+        scores the fold's videos. This equals fitting once per fold and calling :meth:`score`,
+        but every training frame goes through the backbone only once: fit, then score
+        per fold, would pass most frames three times. ``LateFusion`` uses it for its held-out
+        training scores. ``train_scores_`` are these held-out frame scores (:meth:`fit` uses
+        halves of its bank instead).
+
+        Args:
+            X: normal training videos of one camera (as :meth:`fit`).
+            folds: video indices of each fold; every video in exactly one fold, two or more
+                folds.
+
+        Returns:
+            One float64 [T_i] array per video: the held-out score of each of its frames.
+        """
+        sources = self._training_sources(X, None)
+        lengths = [len(s) for s in sources]
+        if sorted(i for fold in folds for i in fold) != list(range(len(sources))) or \
+                len(folds) < 2:
+            raise ValueError(f"folds must split the {len(sources)} videos into two or more "
+                             f"groups, each video in one; got {folds!r}")
+        starts = np.cumsum([0, *lengths])
+        full = self._bank_frames(lengths)
+        fold_banks = []  # the bank of a model fitted without each fold, over all frames
+        for fold in folds:
+            rest = [i for i in range(len(sources)) if i not in fold]
+            bank = np.zeros(len(full), bool)
+            bank[np.concatenate([np.arange(starts[i], starts[i + 1]) for i in rest])] = \
+                self._bank_frames([lengths[i] for i in rest])
+            fold_banks.append(bank)
+        union = full | np.logical_or.reduce(fold_banks)
+        feats, _, input_hw = self._kept_features(sources, union)
+        row = torch.as_tensor(np.cumsum(union) - 1)          # frame -> its row of feats
+        memory = self._memory(feats[row[torch.as_tensor(full)]])
+        scores: list[np.ndarray] = [np.zeros(0)] * len(sources)
+        bar = tqdm(total=sum(lengths), desc="PatchKNN held-out scores", unit="frame",
+                   disable=not self.progress, leave=False)
+        for fold, bank in zip(folds, fold_banks):
+            neighbours = neighbour_memory(self._memory(feats[row[torch.as_tensor(bank)]]).half(),
+                                          int(self.neighbourhood))
+            for i in fold:
+                stored = {t: feats[row[starts[i] + t]] for t in range(lengths[i])
+                          if union[starts[i] + t]}
+                scores[i] = self._max_distances(sources[i], stored, neighbours, input_hw, bar)
+        bar.close()
+        self._keep_fit(memory, input_hw, np.concatenate(scores), sum(lengths))
+        return scores
+
+    def _training_sources(self, X: Sequence[Any], y: Any) -> list[Any]:
+        """The checked training videos as ``FrameSource`` s."""
         self._check_params()
         videos = list(X) if not isinstance(X, np.ndarray) or X.ndim == 5 else [X]
         if not videos:
@@ -242,36 +310,39 @@ class PatchKNN(StepwiseFrameScoring, BaseEstimator):
         labels = check_labels(y, len(videos))
         if labels is not None and labels.any():
             raise ValueError("PatchKNN learns from normal videos only")
-        bank, group, input_hw, total = self._bank(videos)
-        # training scores: each half of the bank scored against the memory of the other half
-        # (halves: alternate videos; with one video, its first and second half)
-        half = group % 2 if len(videos) > 1 else \
-            (torch.arange(len(bank)) >= len(bank) // 2).long()
-        held_out = [self._distances(bank[half == h], self._memory(bank[half != h])).flatten(1)
-                    .max(1).values for h in (0, 1)]
-        train_scores = ScoreQuantiles.from_scores(torch.cat(held_out).double().numpy())
-        memory = self._memory(bank).half()
-        self.memory_, self.input_hw_ = memory, tuple(int(s) for s in input_hw)
-        self.train_scores_, self.n_train_frames_ = train_scores, total
-        return self
-
-    def _bank(self, videos: Sequence[Any]) -> tuple[Tensor, Tensor, tuple[int, int], int]:
-        """Patch features float32 [N, C, h, w] of at most ``max_bank_frames`` evenly spaced
-        training frames, their video numbers int64 [N], the backbone's input size and the
-        number of training frames."""
         sources = [as_frame_source(v) for v in videos]
-        total = sum(len(s) for s in sources)
-        if total < 2:
+        if sum(len(s) for s in sources) < 2:
             raise ValueError("PatchKNN needs at least 2 training frames")
-        keep = set(np.linspace(0, total - 1, min(total, int(self.max_bank_frames)))
-                   .round().astype(np.int64).tolist())
+        return sources
+
+    def _keep_fit(self, memory: Tensor, input_hw: tuple[int, int], train_scores: np.ndarray,
+                  n_frames: int) -> None:
+        """Set the fitted attributes together (a failure before leaves the old fit intact)."""
+        summary = ScoreQuantiles.from_scores(train_scores)
+        self.memory_, self.input_hw_ = memory.half(), tuple(int(s) for s in input_hw)
+        self.train_scores_, self.n_train_frames_ = summary, int(n_frames)
+
+    def _bank_frames(self, lengths: Sequence[int]) -> np.ndarray:
+        """bool [sum(lengths)] over the videos' frames, end to end: the at most
+        ``max_bank_frames`` evenly spaced frames whose patches feed the memory."""
+        total = int(sum(lengths))
+        keep = np.zeros(total, bool)
+        keep[np.linspace(0, total - 1, min(total, int(self.max_bank_frames)))
+             .round().astype(np.int64)] = True
+        return keep
+
+    def _kept_features(self, sources: Sequence[Any], keep: np.ndarray
+                       ) -> tuple[Tensor, Tensor, tuple[int, int]]:
+        """Patch features float32 [N, C, h, w] of the frames flagged in ``keep`` (bool over the
+        videos' frames, end to end), their video numbers int64 [N] and the backbone's input
+        size (from the first video's frames)."""
         input_hw, feats, groups, batch, position = None, [], [], [], -1
-        bar = tqdm(total=len(keep), desc="PatchKNN memory", unit="frame",
+        bar = tqdm(total=int(keep.sum()), desc="PatchKNN memory", unit="frame",
                    disable=not self.progress, leave=False)
         for v, source in enumerate(sources):
             for frame in source:
                 position += 1
-                if position not in keep:
+                if position >= len(keep) or not keep[position]:
                     continue
                 input_hw = input_hw or self._input_hw(frame.image.shape[:2])
                 batch.append(frame.image)
@@ -284,7 +355,32 @@ class PatchKNN(StepwiseFrameScoring, BaseEstimator):
             feats.append(self.patch_features(batch, input_hw))
             bar.update(len(batch))
         bar.close()
-        return torch.cat(feats), torch.as_tensor(groups), input_hw, total
+        return torch.cat(feats), torch.as_tensor(groups), input_hw
+
+    def _max_distances(self, source: Any, stored: Mapping[int, Tensor],
+                       neighbours: NeighbourMemory, input_hw: tuple[int, int],
+                       bar: Any) -> np.ndarray:
+        """float64 [T]: the frame score (largest patch distance) of every frame of ``source``,
+        its features taken from ``stored`` (frame -> [C, h, w]) where present."""
+        scores: list[float] = []
+        batch: list[Any] = []            # a stored feature or a frame image to pass
+
+        def flush() -> None:
+            images = [b for b in batch if isinstance(b, np.ndarray)]
+            computed = iter(self.patch_features(images, input_hw) if images else ())
+            feats = torch.stack([next(computed) if isinstance(b, np.ndarray) else b
+                                 for b in batch])
+            scores.extend(patch_distances(feats, neighbours).flatten(1).max(1).values.tolist())
+            bar.update(len(batch))
+            batch.clear()
+
+        for t, frame in enumerate(source):
+            batch.append(stored[t] if t in stored else frame.image)
+            if len(batch) == int(self.batch_size):
+                flush()
+        if batch:
+            flush()
+        return np.asarray(scores, np.float64)
 
     def _memory(self, bank: Tensor) -> Tensor:
         """float32 [h, w, K, C]: a greedy coreset of ``memory_per_cell`` patches per cell of
