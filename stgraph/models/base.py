@@ -81,7 +81,7 @@ from stgraph.registry import RegistryError, build_component, component_spec, is_
 __all__ = [
     "NotFittedError", "ModelFileError", "check_is_fitted", "check_int", "check_seed", "seeded",
     "make_generator", "resolve_device", "EarlyStopping", "ScoreQuantiles", "BaseEstimator",
-    "BaseModel", "load_model", "check_labels", "CONFIG_FILE", "STATE_FILE", "CONSUMES",
+    "BaseModel", "load_model", "check_labels", "normal_training_videos", "CONFIG_FILE", "STATE_FILE", "CONSUMES",
     "DEFAULT_ALARM_QUANTILE",
 ]
 
@@ -301,6 +301,22 @@ def check_labels(y: Any, n_videos: int, required: bool = False) -> np.ndarray | 
                          f"{sorted(set(labels.tolist()))}")
     return labels.astype(np.int64)
 
+
+
+def normal_training_videos(X: Any, y: Any, method: str) -> list[Any]:
+    """The training videos of a method that learns from normal videos only, as a list (one
+    uint8 [T, H, W, 3] array counts as one video; a [N, T, H, W, 3] array as N).
+
+    Raises:
+        ValueError: no video, or ``y`` (see :func:`check_labels`) marks a video abnormal.
+    """
+    videos = list(X) if not isinstance(X, np.ndarray) or X.ndim == 5 else [X]
+    if not videos:
+        raise ValueError("fit needs at least one video")
+    labels = check_labels(y, len(videos))
+    if labels is not None and labels.any():
+        raise ValueError(f"{method} learns from normal videos only")
+    return videos
 
 class BaseEstimator:
     """Base of the stgraph estimators: the contract of the module docstring.

@@ -38,7 +38,7 @@ from detectors.base import Detections
 from stgraph.distributed import Distributed
 from stgraph.features.flow import OpticalFlow, video_flow
 from stgraph.io.frames import as_frame_source
-from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check_labels,
+from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, normal_training_videos,
                                  check_seed, make_generator, resolve_device, seeded)
 from stgraph.models.frame_difference import box_means
 from stgraph.scores import ScoreTable
@@ -252,12 +252,7 @@ class ClipAutoencoder(StepwiseFrameScoring, BaseEstimator):
         """Train on normal videos (paths, frame folders, ``FrameSource`` s or uint8 arrays
         [T, H, W, 3]); returns self."""
         self._check_params()
-        videos = self._videos(X)
-        if not videos:
-            raise ValueError("fit needs at least one video")
-        labels = check_labels(y, len(videos))
-        if labels is not None and labels.any():
-            raise ValueError(f"{type(self).__name__} learns from normal videos only")
+        videos = normal_training_videos(X, y, type(self).__name__)
         device = resolve_device(self.device)
         world = Distributed.current()
         data, total = self._load(videos)

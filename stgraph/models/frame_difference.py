@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from detectors.base import Detections
 from stgraph.io.frames import as_frame_source
-from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, check_labels
+from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, normal_training_videos
 from stgraph.registry import register
 from stgraph.scores import ScoreTable
 from stgraph.stream import FrameOutput, StepwiseFrameScoring
@@ -134,12 +134,7 @@ class FrameDifference(StepwiseFrameScoring, BaseEstimator):
             y: None, or all-zero labels (normal videos only).
         """
         check_int("map_stride", self.map_stride, 1)
-        videos = list(X) if not isinstance(X, np.ndarray) or X.ndim == 5 else [X]
-        if not videos:
-            raise ValueError("fit needs at least one video")
-        labels = check_labels(y, len(videos))
-        if labels is not None and labels.any():
-            raise ValueError("FrameDifference learns from normal videos only")
+        videos = normal_training_videos(X, y, "FrameDifference")
         scores = [o.frame_score for video in videos for o in self._frame_outputs(video)[1]
                   if o is not None]
         if not scores:

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from detectors.base import Detections
 from stgraph.io.frames import as_frame_source
-from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, check_labels
+from stgraph.models.base import BaseEstimator, ScoreQuantiles, check_int, normal_training_videos
 from stgraph.models.frame_difference import box_means
 from stgraph.registry import register
 from stgraph.scores import ScoreTable
@@ -294,8 +294,8 @@ class PatchKNN(StepwiseFrameScoring, BaseEstimator):
             neighbours = neighbour_memory(self._memory(feats[row[torch.as_tensor(bank)]]).half(),
                                           int(self.neighbourhood))
             for i in fold:
-                stored = {t: feats[row[starts[i] + t]] for t in range(lengths[i])
-                          if union[starts[i] + t]}
+                kept = np.flatnonzero(union[starts[i]:starts[i + 1]])   # frames with features
+                stored = dict(zip(kept.tolist(), feats[row[starts[i] + torch.as_tensor(kept)]]))
                 scores[i] = self._max_distances(sources[i], stored, neighbours, input_hw, bar)
         bar.close()
         self._keep_fit(memory, input_hw, np.concatenate(scores), sum(lengths))
@@ -304,12 +304,7 @@ class PatchKNN(StepwiseFrameScoring, BaseEstimator):
     def _training_sources(self, X: Sequence[Any], y: Any) -> list[Any]:
         """The checked training videos as ``FrameSource`` s."""
         self._check_params()
-        videos = list(X) if not isinstance(X, np.ndarray) or X.ndim == 5 else [X]
-        if not videos:
-            raise ValueError("fit needs at least one video")
-        labels = check_labels(y, len(videos))
-        if labels is not None and labels.any():
-            raise ValueError("PatchKNN learns from normal videos only")
+        videos = normal_training_videos(X, y, "PatchKNN")
         sources = [as_frame_source(v) for v in videos]
         if sum(len(s) for s in sources) < 2:
             raise ValueError("PatchKNN needs at least 2 training frames")

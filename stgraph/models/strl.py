@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 from detectors.base import Detections
 from detectors.motion import MotionRegionDetector
 from stgraph.io.frames import as_frame_source
-from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, check_labels,
+from stgraph.models.base import (BaseEstimator, ScoreQuantiles, check_int, normal_training_videos,
                                  check_seed, resolve_device, seeded)
 from stgraph.nn.relation import (RelationModule, box_masks, masked_average, order_clip_indices,
                                  relation_loss, speed_clip_indices)
@@ -417,12 +417,7 @@ class STRL(BaseEstimator):
         """
         self._check_params()
         device = resolve_device(self.device)
-        videos = list(X) if not isinstance(X, np.ndarray) or X.ndim == 5 else [X]
-        if not videos:
-            raise ValueError("fit needs at least one video")
-        labels = check_labels(y, len(videos))
-        if labels is not None and labels.any():
-            raise ValueError("STRL learns from normal videos only")
+        videos = normal_training_videos(X, y, "STRL")
         t0 = time.perf_counter()
         loaded = [self._load_video(v) for v in tqdm(videos, desc="STRL load", unit="video",
                                                      disable=not self.progress, leave=False)]
